@@ -1,0 +1,354 @@
+"""Static checks of hypothesis claims: roles, predicates, ablations, interventions, variants.
+
+What can be decided without running anything is decided here: every name a
+claim uses exists (roles, latent variables, tokens), every statistic and
+relation is called correctly, every bound is a number in its metric's range.
+Whether a claim *holds* is for ``circ verify``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from . import builtins as b
+from . import nodes as n
+from .check_task import TaskAnalysis, free_names
+from .program import ModelSpec, TaskSpec, VocabSpec
+from .reporter import Reporter
+from .settings import NotConstant, constant_number
+
+_HEAD_KINDS = {("attn", "head"), ("q", "channel"), ("k", "channel"), ("v", "channel")}
+
+
+class ClaimChecker:
+    def __init__(self, report: Reporter, vocab: VocabSpec, task: TaskSpec, model: ModelSpec | None, hypothesis: str):
+        self.report = report
+        self.vocab = vocab
+        self.task = task
+        self.model = model
+        self.where = f"hypothesis `{hypothesis}`"
+        self.roles: dict[str, n.RoleDecl] = {}
+        self.latents = set(task.latents)
+
+    def check(self, claims: list) -> None:
+        for claim in claims:
+            if isinstance(claim, n.RoleDecl):
+                if claim.name in self.roles:
+                    self.report.error("C0204", f"role `{claim.name}` is declared twice", claim.span)
+                elif claim.name in b.ABLATE_TARGETS:
+                    self.report.error("C0208", f"`{claim.name}` is reserved for `ablate {claim.name}`", claim.span, hint="choose another role name")
+                self.roles.setdefault(claim.name, claim)
+        for claim in claims:
+            if isinstance(claim, n.SizeClaim):
+                self.size(claim)
+            elif isinstance(claim, n.RoleDecl):
+                self.role(claim)
+            elif isinstance(claim, n.AblateClaim):
+                self.ablate(claim)
+            elif isinstance(claim, n.InterveneClaim):
+                self.intervene(claim)
+            elif isinstance(claim, n.Adversarial):
+                self.adversarial(claim)
+
+    # ------------------------------------------------------------ pieces
+
+    def _number(self, e: n.Expr, what: str) -> float | None:
+        try:
+            return float(constant_number(e))
+        except NotConstant as problem:
+            self.report.error("C0302", f"{what} must be a number: {problem.message}", problem.span or e.span)
+            return None
+
+    def layers(self, f: n.LayerFilter | None) -> None:
+        if f is None:
+            return
+        if f.word not in ("layer", "layers"):
+            self.report.error("C0103", f"expected `layer` after `in`, found `{f.word}`", f.span)
+            return
+        bounds = [f.layers.low, f.layers.high] if isinstance(f.layers, n.Range) else [f.layers]
+        for e in bounds:
+            value = self._number(e, "a layer")
+            if value is None:
+                continue
+            if value != int(value) or value < 0:
+                self.report.error("C0401", f"a layer is a whole number from 0, found {value:g}", e.span)
+            elif self.model is not None and value >= self.model.layers:
+                self.report.error(
+                    "C0401",
+                    f"layer {int(value)} does not exist: model `{self.model.name}` has {self.model.layers} layer(s)",
+                    e.span,
+                    hint=f"layers are numbered 0 to {self.model.layers - 1}",
+                )
+
+    def size(self, claim: n.SizeClaim) -> None:
+        if claim.metric not in b.SIZE_METRICS:
+            self.report.unknown("size measure", claim.metric, claim.span, b.SIZE_METRICS, code="C0209")
+        self.layers(claim.layer)
+        value = self._number(claim.bound, f"the bound on `{claim.metric}`")
+        if value is not None and (value < 0 or value != int(value)):
+            self.report.error("C0401", f"a count bound is a whole number >= 0, found {value:g}", claim.bound.span)
+
+    def role(self, claim: n.RoleDecl) -> None:
+        if claim.kind not in b.ROLE_KINDS:
+            kinds = [" ".join(k) for k in b.ROLE_KINDS]
+            self.report.unknown("node kind", " ".join(claim.kind), claim.kind_span, kinds, code="C0209")
+        self.layers(claim.layer)
+        if claim.where is not None:
+            self.predicate(claim.where, claim)
+
+    def predicate(self, e: n.Expr, role: n.RoleDecl) -> None:
+        """A role's `where` clause: boolean logic over comparisons, statistics and relations."""
+        if isinstance(e, n.Binary) and e.op in ("and", "or"):
+            self.predicate(e.left, role)
+            self.predicate(e.right, role)
+        elif isinstance(e, n.Unary) and e.op == "not":
+            self.predicate(e.operand, role)
+        elif isinstance(e, n.Binary) and e.op in ("<", "<=", ">", ">=", "==", "!=", "in"):
+            for side in (e.left, e.right):
+                self.measure(side, role)
+        elif isinstance(e, n.Call) and e.func in b.RELATIONS:
+            self.relation(e, role)
+        elif isinstance(e, n.Call):
+            self.report.unknown("relation", e.func, e.span, b.RELATIONS, code="C0209")
+        else:
+            self.report.error(
+                "C0305",
+                "a `where` clause needs a comparison or a relation",
+                e.span,
+                hint="for example `mean(act | depth == 2) > 0` or `reads(opener, as: value)`",
+            )
+
+    def measure(self, e: n.Expr, role: n.RoleDecl) -> None:
+        if isinstance(e, n.Call):
+            if e.func in b.STATISTICS:
+                self.statistic(e)
+            else:
+                self.report.unknown("statistic", e.func, e.span, b.STATISTICS, code="C0209")
+        elif isinstance(e, n.Name):
+            if e.id not in ("layer",):
+                self.report.error(
+                    "C0201",
+                    f"`{e.id}` cannot be compared in a `where` clause",
+                    e.span,
+                    hint="compare a statistic such as `mean(act)` or `corr(act, depth)`, or `layer`",
+                )
+        elif isinstance(e, n.Range):
+            self.measure(e.low, role)
+            self.measure(e.high, role)
+        else:
+            self._number(e, "a bound")
+
+    def statistic(self, e: n.Call) -> None:
+        positional = [a for a in e.args if a.name is None]
+        if not positional or not (isinstance(positional[0].value, n.Name) and positional[0].value.id == "act"):
+            self.report.error("C0306", f"`{e.func}` measures `act`: write `{e.func}(act ...)`", e.span, hint=b.STATISTICS[e.func])
+        for arg in e.args:
+            if arg.name is not None and arg.name != "at":
+                self.report.unknown(f"argument of `{e.func}`", arg.name, arg.span, ["at"])
+            if arg.given is not None:
+                self.condition(arg.given)
+            if arg.name == "at":
+                self.position(arg.value)
+        rest = positional[1:]
+        if e.func == "corr":
+            if len(rest) != 1 or not isinstance(rest[0].value, n.Name):
+                self.report.error("C0306", "`corr` correlates `act` with one latent variable: `corr(act, depth)`", e.span)
+            else:
+                self.variable(rest[0].value)
+        elif e.func == "selectivity":
+            if len(rest) != 2:
+                self.report.error("C0306", "`selectivity` compares two conditions: `selectivity(act, q == \"'\", q == '\"')`", e.span)
+            for arg in rest:
+                self.condition(arg.value)
+        elif rest:
+            self.report.error("C0306", f"`{e.func}` takes `act`, an optional `| condition` and `at:`", rest[0].span, hint=b.STATISTICS[e.func])
+
+    def position(self, e: n.Expr) -> None:
+        if isinstance(e, n.Name) and e.id == "answer":
+            return
+        value = self._number(e, "a position")
+        if value is not None and (value != int(value) or value > 0):
+            self.report.error(
+                "C0401",
+                f"a position is `answer` or a whole number <= 0 counted back from it, found {value:g}",
+                e.span,
+            )
+
+    def variable(self, name: n.Name) -> None:
+        if name.id not in self.latents:
+            self.report.unknown(f"variable of task `{self.task.name}`", name.id, name.span, self.latents)
+
+    def condition(self, e: n.Expr, extra: set[str] = frozenset()) -> None:
+        """A condition over latent variables and `token`: names must exist, tokens must be tokens."""
+        if isinstance(e, n.Binary) and e.op in ("and", "or"):
+            self.condition(e.left, extra)
+            self.condition(e.right, extra)
+            return
+        if isinstance(e, n.Unary) and e.op == "not":
+            self.condition(e.operand, extra)
+            return
+        if not (isinstance(e, n.Binary) and e.op in ("==", "!=", "<", "<=", ">", ">=", "in")):
+            self.report.error(
+                "C0305", "a condition compares a variable with a value", e.span, hint='for example `depth == 2` or `token == "["`'
+            )
+            return
+        for side in (e.left, e.right):
+            for name in free_names(side):
+                if name.id == "token":
+                    continue
+                if name.id not in self.latents and name.id not in extra:
+                    self.report.unknown(f"variable of task `{self.task.name}`", name.id, name.span, self.latents | {"token"} | set(extra))
+        if any(isinstance(side, n.Name) and side.id == "token" for side in (e.left, e.right)):
+            for side in (e.left, e.right):
+                if isinstance(side, n.String):
+                    self.token(side)
+
+    def token(self, e: n.Expr) -> None:
+        if not isinstance(e, n.String):
+            self.report.error("C0305", "a token is written as a string", e.span)
+        elif not self.vocab.is_token(e.value):
+            hint = f'declare it: vocab {{ tokens = ["{e.value}"] }}' if len(e.value) > 1 else "add it to the vocab's `chars`"
+            self.report.error("C0404", f"{e.value!r} is not a token of the vocab", e.span, hint=hint)
+
+    def relation(self, e: n.Call, role: n.RoleDecl) -> None:
+        positional = [a for a in e.args if a.name is None]
+        if len(positional) != 1 or not isinstance(positional[0].value, n.Name):
+            self.report.error("C0306", f"`{e.func}` takes one role: `{e.func}(other_role)`", e.span, hint=b.RELATIONS[e.func])
+        else:
+            target = positional[0].value
+            if target.id not in self.roles:
+                self.report.unknown("role", target.id, target.span, self.roles)
+            elif target.id == role.name:
+                self.report.error("C0306", f"role `{role.name}` cannot relate to itself", target.span)
+        for arg in e.args:
+            if arg.name is None:
+                continue
+            if e.func == "reads" and arg.name == "as":
+                if not isinstance(arg.value, n.Name) or arg.value.id not in b.READ_CHANNELS:
+                    found = arg.value.id if isinstance(arg.value, n.Name) else "?"
+                    self.report.unknown("channel for `reads`", found, arg.value.span, b.READ_CHANNELS, code="C0403")
+            else:
+                self.report.unknown(f"argument of `{e.func}`", arg.name, arg.span, ["as"] if e.func == "reads" else [])
+        if e.func == "reads" and role.kind not in _HEAD_KINDS and role.kind in b.ROLE_KINDS:
+            self.report.error(
+                "C0305",
+                f"only attention heads and their q/k/v channels read; `{role.name}` is a {' '.join(role.kind)}",
+                e.span,
+                hint="use `written_by(...)` or `edge_from(...)` for other nodes",
+            )
+
+    def outcome(self, o: n.Outcome, extra: set[str] = frozenset()) -> None:
+        metric = o.metric
+        if metric.name not in b.OUTCOME_METRICS:
+            self.report.unknown("metric", metric.name, metric.span, b.OUTCOME_METRICS, code="C0209")
+        elif metric.name in b.TOKEN_METRICS:
+            args = metric.args or ()
+            if len(args) != 1 or args[0].name is not None or args[0].given is not None:
+                self.report.error("C0306", f'`{metric.name}` takes one token: `{metric.name}("]")`', metric.span)
+            else:
+                self.token(args[0].value)
+        elif metric.args is not None:
+            self.report.error("C0306", f"`{metric.name}` takes no arguments", metric.span)
+        value = self._number(o.bound, f"the bound on `{metric.name}`")
+        if value is not None:
+            bounded = metric.name in ("accuracy", "p", "rate")
+            if (bounded and not 0 <= value <= 1) or value < 0:
+                hint = "write a share such as 0.25 or 25%" if value > 1 else None
+                self.report.error("C0401", f"`{metric.name}` bound must lie in [0, 1], found {value:g}" if bounded else f"`{metric.name}` bound must not be negative, found {value:g}", o.bound.span, hint)
+        if o.when is not None:
+            self.condition(o.when, extra)
+
+    def ablate(self, claim: n.AblateClaim) -> None:
+        special = [t for t in claim.targets if t in b.ABLATE_TARGETS]
+        if special and len(claim.targets) > 1:
+            self.report.error("C0306", f"`{special[0]}` cannot be combined with other targets", claim.targets_span)
+        for target in claim.targets:
+            if target not in b.ABLATE_TARGETS and target not in self.roles:
+                self.report.unknown("role or ablation target", target, claim.targets_span, list(self.roles) + list(b.ABLATE_TARGETS))
+        if claim.ablation is not None and claim.ablation not in b.ABLATION_KINDS:
+            self.report.unknown("ablation", claim.ablation, claim.ablation_span, b.ABLATION_KINDS, code="C0403")
+        self.outcome(claim.outcome)
+
+    def intervene(self, claim: n.InterveneClaim) -> None:
+        if claim.role not in self.roles:
+            self.report.unknown("role", claim.role, claim.role_span, self.roles)
+        value = claim.value
+        if isinstance(value, n.Call) and value.func in ("mean",):
+            self.statistic(value)
+        else:
+            try:
+                constant_number(value)
+            except NotConstant:
+                self.report.error(
+                    "C0305",
+                    "an intervention sets the role to `mean(act | condition)` or a number",
+                    value.span,
+                    hint="for example `intervene q_ch = mean(act | q == \"'\") when q == '\"' -> ...`",
+                )
+        if claim.when is not None:
+            self.condition(claim.when)
+        self.outcome(claim.outcome)
+
+    def adversarial(self, block: n.Adversarial) -> None:
+        base = {binding.name: binding for binding in self.task.bindings}
+        overrides: dict[str, n.Binding] = {}
+        expects = []
+        for item in block.body:
+            if isinstance(item, n.Binding):
+                if item.name in overrides:
+                    self.report.error("C0204", f"`{item.name}` is set twice in this variant", item.name_span)
+                overrides[item.name] = item
+            else:
+                expects.append(item)
+        if not expects:
+            self.report.error(
+                "C0303", f"adversarial `{block.name}` predicts nothing", block.span, hint="add `expect accuracy drops by >= 0.2` or similar"
+            )
+        # A variant's binding may use the variable it replaces: `prompt = "[" + prompt`
+        # reads the task's own prompt, so the base binding lives on under a hidden name.
+        merged = dict(base)
+        for name, binding in overrides.items():
+            if name in base and any(ref.id == name for ref in free_names(binding.value)):
+                hidden = f"{name}'base"
+                merged[hidden] = base[name]
+                binding = n.Binding(name, _rename(binding.value, name, hidden), span=binding.span, name_span=binding.name_span)
+            merged[name] = binding
+        analysis = TaskAnalysis(merged, self.vocab, self.report, f"adversarial `{block.name}`")
+        if analysis.check():
+            self._check_fits(analysis, merged, block)
+        extra = set(overrides)
+        for expect in expects:
+            self.outcome(expect.outcome, extra)
+
+    def _check_fits(self, analysis: TaskAnalysis, merged: dict[str, n.Binding], block: n.Adversarial) -> None:
+        if self.model is None or "prompt" not in merged:
+            return
+        longest = analysis.max_tokens(merged["prompt"].value)
+        if longest is not None and longest + 1 > self.model.context:
+            self.report.error(
+                "C0405",
+                f"prompts of adversarial `{block.name}` can reach {longest} tokens, more than model "
+                f"`{self.model.name}` reads (context {self.model.context}, one taken by the start token)",
+                block.span,
+                hint="shorten the variant or raise the model's `context`",
+            )
+
+
+def _rename(e, old: str, new: str):
+    """``e`` with every reference to ``old`` pointing at ``new``."""
+    if isinstance(e, n.Name):
+        return n.Name(new, span=e.span) if e.id == old else e
+    if isinstance(e, n.Template):
+        return n.Template(tuple(_rename(p, old, new) if isinstance(p, n.Name) else p for p in e.parts), span=e.span)
+    if isinstance(e, tuple):
+        return tuple(_rename(x, old, new) for x in e)
+    if attrs.has(type(e)):
+        changes = {}
+        for field in attrs.fields(type(e)):
+            if field.name in ("span",) or not field.eq:
+                continue
+            value = getattr(e, field.name)
+            if attrs.has(type(value)) or isinstance(value, tuple):
+                changes[field.name] = _rename(value, old, new)
+        return attrs.evolve(e, **changes) if changes else e
+    return e

@@ -1,0 +1,566 @@
+"""Static analysis of task blocks: names, types, answers, and how long prompts can get.
+
+Everything here runs at ``circ check`` time, before any data is generated:
+an answer that is not one token, an empty range, or a prompt that cannot fit
+the model's context is an error here, never a crash in the middle of training.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+from . import builtins as b
+from . import nodes as n
+from .program import VocabSpec
+from .reporter import Reporter
+from .settings import NotConstant, constant_number
+
+#: The most variable assignments enumerated to decide an answer's possible values.
+MAX_ENUMERATION = 4096
+#: The longest a `code_line()` may be, in characters; the runtime keeps to it.
+CODE_LINE_MAX = 40
+_NUMERIC = (b.INT, b.FLOAT)
+
+
+def free_names(expr: n.Expr | None) -> list[n.Name]:
+    """Every variable reference in an expression, in source order."""
+    found: list[n.Name] = []
+
+    def walk(e):
+        if e is None:
+            return
+        if isinstance(e, n.Name):
+            found.append(e)
+        elif isinstance(e, n.Template):
+            found.extend(p for p in e.parts if isinstance(p, n.Name))
+        elif isinstance(e, n.ListExpr):
+            for item in e.items:
+                walk(item)
+        elif isinstance(e, n.MapExpr):
+            for entry in e.entries:
+                walk(entry.value)
+        elif isinstance(e, n.Call):
+            for arg in e.args:
+                walk(arg.value)
+                walk(arg.given)
+        elif isinstance(e, n.Unary):
+            walk(e.operand)
+        elif isinstance(e, (n.Binary,)):
+            walk(e.left)
+            walk(e.right)
+        elif isinstance(e, n.Range):
+            walk(e.low)
+            walk(e.high)
+        elif isinstance(e, n.Percent):
+            walk(e.value)
+        elif isinstance(e, n.IfElse):
+            walk(e.cond)
+            walk(e.then)
+            walk(e.orelse)
+
+    walk(expr)
+    return found
+
+
+def evaluation_order(bindings: dict[str, n.Binding], report: Reporter, scope: str) -> list[str] | None:
+    """Bindings sorted so each comes after what it uses; ``None`` (and an error) on a cycle."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> bool:
+        if state.get(name) == "done":
+            return True
+        if state.get(name) == "active":
+            cycle = path[path.index(name) :] + [name]
+            report.error(
+                "C0207",
+                f"`{name}` depends on itself in {scope}: " + " -> ".join(cycle),
+                bindings[name].name_span,
+                hint="a variable may use any other, but not in a circle",
+            )
+            return False
+        state[name] = "active"
+        for ref in free_names(bindings[name].value):
+            if ref.id in bindings and not visit(ref.id, path + [name]):
+                return False
+        state[name] = "done"
+        order.append(name)
+        return True
+
+    for name in bindings:
+        if not visit(name, []):
+            return None
+    return order
+
+
+class TaskAnalysis:
+    """Types, possible values and length bounds for one task's variables (or a variant of it)."""
+
+    def __init__(self, bindings: dict[str, n.Binding], vocab: VocabSpec, report: Reporter, scope: str):
+        self.bindings = bindings
+        self.vocab = vocab
+        self.report = report
+        self.scope = scope
+        self.types: dict[str, str] = {}
+        self._lengths: dict[str, int | None] = {}
+
+    # ------------------------------------------------------------ names and types
+
+    def check(self) -> bool:
+        ok = True
+        for binding in self.bindings.values():
+            for ref in free_names(binding.value):
+                if ref.id not in self.bindings:
+                    self.report.unknown(f"variable in {self.scope}", ref.id, ref.span, self.bindings)
+                    ok = False
+        if not ok:
+            return False
+        order = evaluation_order(self.bindings, self.report, self.scope)
+        if order is None:
+            return False
+        for name in order:
+            self.types[name] = self.infer(self.bindings[name].value)
+        return not self.report.failed
+
+    def infer(self, e: n.Expr) -> str:
+        """The type of an expression; reports and returns ANY when it has none."""
+        if isinstance(e, n.Number):
+            return b.INT if isinstance(e.value, int) else b.FLOAT
+        if isinstance(e, (n.String, n.Template)):
+            return b.STR
+        if isinstance(e, n.Bool):
+            return b.BOOL
+        if isinstance(e, n.Name):
+            return self.types.get(e.id, b.ANY)
+        if isinstance(e, n.ListExpr):
+            for item in e.items:
+                self.infer(item)
+            return b.LIST
+        if isinstance(e, n.MapExpr):
+            self.report.error("C0304", f"a map has no meaning in {self.scope}", e.span, hint="maps are for mixture weights in train blocks")
+            return b.ANY
+        if isinstance(e, n.Percent):
+            self._expect(e.value, _NUMERIC, "`%`")
+            return b.FLOAT
+        if isinstance(e, n.Range):
+            self._expect(e.low, (b.INT,), "a range's bounds")
+            self._expect(e.high, (b.INT,), "a range's bounds")
+            self._check_range(e)
+            return b.INT
+        if isinstance(e, n.Unary):
+            if e.op == "not":
+                self._expect(e.operand, (b.BOOL,), "`not`")
+                return b.BOOL
+            return self._expect(e.operand, _NUMERIC, "unary `-`")
+        if isinstance(e, n.IfElse):
+            self._expect(e.cond, (b.BOOL,), "the condition of `if`")
+            then, orelse = self.infer(e.then), self.infer(e.orelse)
+            if b.ANY not in (then, orelse) and then != orelse and {then, orelse} != set(_NUMERIC):
+                self.report.error("C0305", f"the branches of `if` differ in type: {then} and {orelse}", e.span)
+            return then
+        if isinstance(e, n.Binary):
+            return self._binary(e)
+        if isinstance(e, n.Call):
+            return self._call(e)
+        return b.ANY
+
+    def _expect(self, e: n.Expr, allowed: tuple[str, ...], where: str) -> str:
+        found = self.infer(e)
+        if found != b.ANY and found not in allowed:
+            self.report.error("C0305", f"{where} needs {' or '.join(allowed)}, found {found}", e.span)
+            return b.ANY
+        return found
+
+    def _binary(self, e: n.Binary) -> str:
+        if e.op in ("and", "or"):
+            self._expect(e.left, (b.BOOL,), f"`{e.op}`")
+            self._expect(e.right, (b.BOOL,), f"`{e.op}`")
+            return b.BOOL
+        if e.op == "in":
+            self.infer(e.left)
+            if not isinstance(e.right, (n.Range, n.ListExpr)):
+                self.report.error("C0305", "`in` needs a range or a list on its right", e.right.span)
+            else:
+                self.infer(e.right)
+            return b.BOOL
+        left, right = self.infer(e.left), self.infer(e.right)
+        if b.ANY in (left, right):
+            return b.BOOL if e.op in ("==", "!=", "<", "<=", ">", ">=") else b.ANY
+        if e.op in ("==", "!="):
+            if left != right and {left, right} != set(_NUMERIC):
+                self.report.error("C0305", f"`{e.op}` compares {left} with {right}; they are never equal", e.span)
+            return b.BOOL
+        if e.op in ("<", "<=", ">", ">="):
+            if left not in _NUMERIC or right not in _NUMERIC:
+                self.report.error("C0305", f"`{e.op}` needs numbers, found {left} and {right}", e.span)
+            return b.BOOL
+        if e.op == "+" and left == right == b.STR:
+            return b.STR
+        if left in _NUMERIC and right in _NUMERIC:
+            return b.FLOAT if b.FLOAT in (left, right) or e.op == "/" else b.INT
+        hint = "turn the number into text with `str(...)`" if e.op == "+" and b.STR in (left, right) else None
+        self.report.error("C0305", f"`{e.op}` cannot combine {left} and {right}", e.span, hint)
+        return b.ANY
+
+    def _call(self, e: n.Call) -> str:
+        func = b.GENERATORS.get(e.func)
+        if func is None:
+            self.report.unknown("generator", e.func, e.span, b.GENERATORS)
+            for arg in e.args:
+                self.infer(arg.value)
+            return b.ANY
+        positional = [a for a in e.args if a.name is None]
+        keywords: dict[str, n.Arg] = {}
+        for arg in e.args:
+            if arg.given is not None:
+                self.report.error(
+                    "C0306", "`|` conditions belong to hypothesis statistics such as `mean(act | ...)`", arg.span
+                )
+            if arg.name is not None:
+                if arg.name in keywords:
+                    self.report.error("C0306", f"`{arg.name}:` is given twice to `{e.func}`", arg.span)
+                keywords[arg.name] = arg
+        bound: dict[str, n.Expr] = {}
+        params = list(func.params)
+        if func.variadic:
+            if not positional:
+                self.report.error("C0306", f"`{e.func}` needs at least one option", e.span, hint=f"for example `{func.example}`")
+            option_types = {self.infer(a.value) for a in positional} - {b.ANY}
+            if len(option_types) > 1 and option_types != set(_NUMERIC):
+                self.report.error("C0305", f"the options of `{e.func}` differ in type: {', '.join(sorted(option_types))}", e.span)
+            result = option_types.pop() if len(option_types) == 1 else b.ANY
+            params = params[1:]
+        else:
+            if len(positional) > len(params):
+                self.report.error(
+                    "C0306",
+                    f"`{e.func}` takes at most {len(params)} argument(s), found {len(positional)}",
+                    positional[len(params)].span,
+                    hint=f"for example `{func.example}`",
+                )
+            for param, arg in zip(params, positional):
+                bound[param.name] = arg.value
+            result = func.returns
+        for name, arg in keywords.items():
+            param = func.param(name)
+            if param is None or (func.variadic and param is func.params[0]):
+                self.report.unknown(f"argument of `{e.func}`", name, arg.span, [p.name for p in params])
+                continue
+            if name in bound:
+                self.report.error("C0306", f"`{name}` is given twice to `{e.func}`", arg.span)
+            bound[name] = arg.value
+        for param in params:
+            if param.name not in bound:
+                if param.required:
+                    self.report.error(
+                        "C0306", f"`{e.func}` needs `{param.name}`", e.span, hint=f"for example `{func.example}`"
+                    )
+                continue
+            value = bound[param.name]
+            if param.type == b.LIST:
+                if not isinstance(value, n.ListExpr):
+                    self.report.error("C0305", f"`{param.name}` of `{e.func}` needs a list", value.span)
+                    continue
+                for item in value.items:
+                    self._expect(item, _NUMERIC, f"`{param.name}` of `{e.func}`")
+                    self._nonnegative(item, f"`{param.name}` of `{e.func}`")
+                if e.func == "choice" and len(value.items) != len(positional):
+                    self.report.error(
+                        "C0306",
+                        f"`choice` has {len(positional)} option(s) but {len(value.items)} weight(s)",
+                        value.span,
+                    )
+                continue
+            if param.type != b.ANY:
+                allowed = (param.type,) + ((b.INT,) if param.type == b.FLOAT else ())
+                self._expect(value, allowed, f"`{param.name}` of `{e.func}`")
+            if param.type == b.INT:
+                self._nonnegative(value, f"`{param.name}` of `{e.func}`")
+        return result
+
+    def _nonnegative(self, e: n.Expr, where: str) -> None:
+        for value in self.values(e) or ():
+            if isinstance(value, (int, float)) and value < 0:
+                self.report.error("C0401", f"{where} must not be negative, found {value}", e.span)
+                return
+
+    def _check_range(self, e: n.Range) -> None:
+        try:
+            low, high = constant_number(e.low), constant_number(e.high)
+        except NotConstant:
+            return
+        if low > high:
+            self.report.error(
+                "C0402", f"empty range {low}..{high}: it has no values", e.span, hint=f"ranges include both ends; did you mean {high}..{low}?"
+            )
+
+    # ------------------------------------------------------------ possible values
+
+    def values(self, e: n.Expr, env: dict[str, object] | None = None) -> set | None:
+        """Every value ``e`` can take given fixed values of some variables; None if unbounded."""
+        env = env or {}
+        try:
+            return self._values(e, env)
+        except (TypeError, ValueError, ZeroDivisionError, RecursionError):
+            return None
+
+    def _values(self, e, env) -> set | None:
+        if isinstance(e, (n.Number, n.String, n.Bool)):
+            return {e.value}
+        if isinstance(e, n.Name):
+            if e.id in env:
+                return {env[e.id]}
+            binding = self.bindings.get(e.id)
+            return None if binding is None else self._values(binding.value, env)
+        if isinstance(e, n.Range):
+            lows, highs = self._values(e.low, env), self._values(e.high, env)
+            if lows is None or highs is None:
+                return None
+            out = set()
+            for low, high in itertools.product(lows, highs):
+                if not isinstance(low, int) or not isinstance(high, int) or high - low > MAX_ENUMERATION:
+                    return None
+                out.update(range(low, high + 1))
+            return out
+        if isinstance(e, n.Call) and e.func == "choice":
+            out = set()
+            for arg in e.args:
+                if arg.name is None:
+                    options = self._values(arg.value, env)
+                    if options is None:
+                        return None
+                    out |= options
+            return out
+        if isinstance(e, n.Call) and e.func == "str" and e.args:
+            inner = self._values(e.args[0].value, env)
+            return None if inner is None else {_as_text(v) for v in inner}
+        if isinstance(e, n.Template):
+            return self._combine([p if isinstance(p, n.Name) else n.String(p) for p in e.parts], env, lambda xs: "".join(map(_as_text, xs)))
+        if isinstance(e, n.IfElse):
+            conds = self._values(e.cond, env)
+            if conds is None:
+                return None
+            out = set()
+            if True in conds:
+                then = self._values(e.then, env)
+                if then is None:
+                    return None
+                out |= then
+            if False in conds:
+                orelse = self._values(e.orelse, env)
+                if orelse is None:
+                    return None
+                out |= orelse
+            return out
+        if isinstance(e, n.Unary):
+            inner = self._values(e.operand, env)
+            if inner is None:
+                return None
+            return {(not v) if e.op == "not" else -v for v in inner}
+        if isinstance(e, n.Binary):
+            if e.op == "in":
+                return None
+            return self._combine([e.left, e.right], env, lambda xs: _apply(e.op, xs[0], xs[1]))
+        return None
+
+    def _combine(self, parts, env, fn) -> set | None:
+        sets = []
+        for part in parts:
+            values = self._values(part, env)
+            if values is None:
+                return None
+            sets.append(values)
+        total = 1
+        for values in sets:
+            total *= len(values)
+        if total > MAX_ENUMERATION:
+            return None
+        return {fn(combo) for combo in itertools.product(*sets)}
+
+    def answers(self, expr: n.Expr) -> list[tuple[object, dict[str, object]]] | None:
+        """Each possible answer with an assignment of the random variables that yields it.
+
+        Variables are enumerated at their roots (those bound straight to a
+        `choice` or a range) and everything derived from them is recomputed,
+        so `answer = if depth == 2 ...` is decided per value of `depth`.
+        """
+        roots = []
+        seen = set()
+
+        def collect(e):
+            for ref in free_names(e):
+                if ref.id in seen or ref.id not in self.bindings:
+                    continue
+                seen.add(ref.id)
+                value = self.bindings[ref.id].value
+                if isinstance(value, n.Range) or (isinstance(value, n.Call) and value.func == "choice"):
+                    roots.append(ref.id)
+                else:
+                    collect(value)
+
+        collect(expr)
+        domains = []
+        for root in roots:
+            domain = self.values(self.bindings[root].value)
+            if domain is None:
+                return None
+            domains.append(sorted(domain, key=repr))
+        out = []
+        count = 0
+        for combo in itertools.product(*domains):
+            count += 1
+            if count > MAX_ENUMERATION:
+                return None
+            env = dict(zip(roots, combo))
+            results = self.values(expr, env)
+            if results is None:
+                return None
+            out.extend((r, env) for r in sorted(results, key=repr))
+        return out
+
+    # ------------------------------------------------------------ lengths
+
+    def max_tokens(self, e: n.Expr) -> int | None:
+        """An upper bound on the tokens ``e`` can produce; None if it has none we can see."""
+        try:
+            return self._max(e)
+        except RecursionError:
+            return None
+
+    def _max(self, e) -> int | None:
+        if isinstance(e, n.Name):
+            if e.id not in self._lengths:
+                binding = self.bindings.get(e.id)
+                self._lengths[e.id] = None  # guards against cycles
+                self._lengths[e.id] = None if binding is None else self._max(binding.value)
+            return self._lengths[e.id]
+        # Finitely many values (literals, choices, ranges) bound the length exactly.
+        if not isinstance(e, n.Call) or e.func in ("choice", "str"):
+            values = self.values(e)
+            if values is not None:
+                return max((_token_count(_as_text(v), self.vocab) for v in values), default=0)
+        if isinstance(e, n.Template):
+            return _sum(self._max(p) if isinstance(p, n.Name) else _token_count(p, self.vocab) for p in e.parts)
+        if isinstance(e, n.IfElse):
+            return _max_of([self._max(e.then), self._max(e.orelse)])
+        if isinstance(e, n.Binary) and e.op == "+":
+            return _sum([self._max(e.left), self._max(e.right)])
+        if isinstance(e, n.Call):
+            return self._max_call(e)
+        return None
+
+    def _upper(self, e: n.Expr | None, default) -> int | None:
+        if e is None:
+            return default[1] if isinstance(default, tuple) else default
+        values = self.values(e)
+        if values is None or not all(isinstance(v, int) for v in values):
+            return None
+        return max(values)
+
+    def _max_call(self, e: n.Call) -> int | None:
+        func = b.GENERATORS.get(e.func)
+        if func is None:
+            return None
+        args = {}
+        params = list(func.params)
+        if not func.variadic:
+            for param, arg in zip(params, [a for a in e.args if a.name is None]):
+                args[param.name] = arg.value
+        args.update({a.name: a.value for a in e.args if a.name is not None})
+        if e.func == "choice":
+            return _max_of([self._max(a.value) for a in e.args if a.name is None])
+        if e.func in ("int", "str"):
+            values = self.values(next(iter(args.values()), None)) if args else None
+            if values is None:
+                return None
+            return max(len(_as_text(v)) for v in values)
+        if e.func in ("identifier", "word"):
+            return self._upper(args.get("length"), func.param("length").default)
+        if e.func == "code_line":
+            return CODE_LINE_MAX
+        if e.func == "repeat":
+            count = self._upper(args.get("count"), 0)
+            item = self._max(args["value"]) if "value" in args else None
+            sep = _token_count(args["sep"].value, self.vocab) if isinstance(args.get("sep"), n.String) else 0
+            if count is None or item is None:
+                return None
+            return count * item + max(0, count - 1) * sep
+        if e.func == "nested_list":
+            depth = self._upper(args.get("depth"), None)
+            items = self._upper(args.get("items"), func.param("items").default)
+            value = self._max(args["values"]) if "values" in args else 1
+            if depth is None or items is None or value is None:
+                return None
+            # Each level: `[`, its items with `, ` between them, `, ` before the next level.
+            per_level = 1 + items * value + 2 * items
+            return depth * per_level + depth  # closing brackets when the list is closed
+        return None
+
+
+def _token_count(text: str, vocab: VocabSpec) -> int:
+    """Tokens of a literal under longest-match tokenization (unknown characters count one each)."""
+    count = 0
+    i = 0
+    longest = max((len(t) for t in vocab.tokens), default=1)
+    while i < len(text):
+        step = 1
+        for size in range(min(longest, len(text) - i), 1, -1):
+            if text[i : i + size] in vocab.tokens:
+                step = size
+                break
+        i += step
+        count += 1
+    return count
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _apply(op: str, left, right):
+    if op == "+":
+        if isinstance(left, str) or isinstance(right, str):
+            if not (isinstance(left, str) and isinstance(right, str)):
+                raise TypeError("mixed concatenation")
+        return left + right
+    if op == "-":
+        return left - right
+    if op == "*":
+        return left * right
+    if op == "/":
+        return left / right
+    if op == "==":
+        return left == right
+    if op == "!=":
+        return left != right
+    if op == "<":
+        return left < right
+    if op == "<=":
+        return left <= right
+    if op == ">":
+        return left > right
+    if op == ">=":
+        return left >= right
+    if op == "and":
+        return bool(left and right)
+    if op == "or":
+        return bool(left or right)
+    raise ValueError(op)
+
+
+def _sum(values: Iterable[int | None]) -> int | None:
+    total = 0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
+
+
+def _max_of(values: list[int | None]) -> int | None:
+    if any(v is None for v in values):
+        return None
+    return max(values, default=0)

@@ -1,0 +1,281 @@
+"""Parsed modules -> a checked :class:`~circuitdsl.program.Program`, or every error at once.
+
+Passes, in order: collect definitions across imports; vocab; tasks; models;
+training; pruning; hypotheses; then the cross-block checks (prompts fit the
+context of every model trained on them). Each pass keeps going after an
+error so one run reports all it can.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import nodes as n
+from . import schema
+from .builtins import TASK_FIELDS
+from .check_claims import ClaimChecker
+from .check_task import TaskAnalysis
+from .diagnostics import CircError
+from .program import PRINTABLE, HypothesisSpec, ModelSpec, Program, PruneSpec, TaskSpec, TrainSpec, VocabSpec
+from .reporter import Reporter
+from .settings import INVALID, SettingsChecker
+
+_KINDS = ("task", "model", "train", "prune", "hypothesis")
+
+
+def check_modules(modules: list[n.Module], sources: dict[str, str], root: str) -> Program:
+    """Check the modules of one program (the root file and everything it imports)."""
+    return _Checker(sources).run(modules, root)
+
+
+class _Checker:
+    def __init__(self, sources: dict[str, str]):
+        self.sources = sources
+        self.report = Reporter()
+        self.definitions: dict[str, tuple[str, Any]] = {}
+        self.settings = SettingsChecker(self.report, self.definitions)
+        self.task_analyses: dict[str, TaskAnalysis] = {}
+
+    def fail_if_errors(self) -> None:
+        if self.report.failed:
+            raise CircError(self.report.diagnostics, self.sources)
+
+    def run(self, modules: list[n.Module], root: str) -> Program:
+        vocab_blocks = self.collect(modules)
+        vocab = self.vocab(vocab_blocks)
+        tasks = {name: self.task(block, vocab) for name, block in self.blocks("task").items()}
+        models = self.resolve_all("model", self.model)
+        trains = self.resolve_all("train", lambda name, values, block: self.train(name, values, block, models, tasks))
+        prunes = self.resolve_all("prune", lambda name, values, block: self.prune(name, values, block, trains))
+        hypotheses = {}
+        for name, block in self.blocks("hypothesis").items():
+            hypothesis = self.hypothesis(block, prunes, tasks, vocab)
+            if hypothesis is not None:
+                hypotheses[name] = hypothesis
+        self.fail_if_errors()
+        return Program(root, vocab, tasks, models, trains, prunes, hypotheses, sources=self.sources)
+
+    # ------------------------------------------------------------ definitions
+
+    def collect(self, modules: list[n.Module]) -> list[n.SettingsBlock]:
+        vocabs = []
+        for module in modules:
+            for item in module.items:
+                if isinstance(item, n.Import):
+                    continue
+                if isinstance(item, n.SettingsBlock) and item.kind == "vocab":
+                    vocabs.append(item)
+                    continue
+                kind = "hypothesis" if isinstance(item, n.HypothesisBlock) else item.kind
+                previous = self.definitions.get(item.name)
+                if previous is not None:
+                    first = previous[1].name_span
+                    self.report.error(
+                        "C0202",
+                        f"`{item.name}` is defined twice",
+                        item.name_span,
+                        hint=f"the first definition, a {previous[0]}, is at {first}" if first else None,
+                    )
+                    continue
+                self.definitions[item.name] = (kind, item)
+        return vocabs
+
+    def blocks(self, kind: str) -> dict[str, Any]:
+        return {name: block for name, (k, block) in self.definitions.items() if k == kind}
+
+    def resolve_all(self, kind: str, build) -> dict[str, Any]:
+        out = {}
+        blocks = self.blocks(kind)
+        for name, block in blocks.items():
+            bindings = self.settings.merged(block, blocks)
+            values = self.settings.resolve(kind, bindings, block.name_span, owner=name)
+            built = build(name, values, block)
+            if built is not None:
+                out[name] = built
+        return out
+
+    # ------------------------------------------------------------ blocks
+
+    def vocab(self, blocks: list[n.SettingsBlock]) -> VocabSpec:
+        if not blocks:
+            return VocabSpec()
+        for extra in blocks[1:]:
+            self.report.error(
+                "C0202",
+                "a program has one vocab; this is a second",
+                extra.span,
+                hint=f"merge it into the vocab at {blocks[0].span}",
+            )
+        values = self.settings.resolve("vocab", self.settings.bindings(blocks[0]), blocks[0].span, owner="vocab")
+        chars = values["chars"]
+        tokens = values["tokens"]
+        chars = PRINTABLE if chars in ("printable", INVALID) else "".join(dict.fromkeys(chars))
+        tokens = () if tokens is INVALID else tuple(dict.fromkeys(tokens))
+        return VocabSpec(chars, tokens)
+
+    def task(self, block: n.SettingsBlock, vocab: VocabSpec) -> TaskSpec:
+        bindings = self.settings.bindings(block)
+        for required in ("prompt", "answer"):
+            if required not in bindings:
+                self.report.error(
+                    "C0303",
+                    f"task `{block.name}` has no `{required}`",
+                    block.name_span,
+                    hint=f"add `{required} = ...`: {TASK_FIELDS[required]}",
+                )
+        task = TaskSpec(block.name, tuple(bindings.values()), span=block.span)
+        analysis = TaskAnalysis(bindings, vocab, self.report, f"task `{block.name}`")
+        if analysis.check():
+            self.task_values(task, analysis, vocab)
+        self.task_analyses[block.name] = analysis
+        return task
+
+    def task_values(self, task: TaskSpec, analysis: TaskAnalysis, vocab: VocabSpec) -> None:
+        for name in ("prompt", "answer", "competitors"):
+            binding = task.binding(name)
+            expected = ("list", "str") if name == "competitors" else ("str",)
+            if binding is not None and analysis.types.get(name) not in expected + ("any",):
+                self.report.error("C0305", f"`{name}` must be text, found {analysis.types[name]}", binding.value.span)
+                return
+        for name in ("answer", "competitors"):
+            binding = task.binding(name)
+            if binding is None:
+                continue
+            exprs = binding.value.items if isinstance(binding.value, n.ListExpr) else (binding.value,)
+            for expr in exprs:
+                for value, env in analysis.answers(expr) or ():
+                    if not isinstance(value, str) or not vocab.is_token(value):
+                        when = ", ".join(f"{k} = {v!r}" for k, v in env.items())
+                        declare = f'declare it in the vocab: vocab {{ tokens = ["{value}"] }}'
+                        self.report.error(
+                            "C0404",
+                            f"{'an answer' if name == 'answer' else 'a competitor'} can be {value!r}, which is not one token of the vocab",
+                            expr.span,
+                            hint=declare if isinstance(value, str) and len(value) > 1 else "an answer is exactly one token",
+                            notes=[f"when {when}"] if when else [],
+                        )
+                        break
+
+    def model(self, name: str, values: dict[str, Any], block: n.SettingsBlock) -> ModelSpec | None:
+        if INVALID in values.values():
+            return None
+        d_head = values["d_head"]
+        if d_head == schema.DERIVED:
+            if values["d_model"] % values["heads"]:
+                self.report.error(
+                    "C0406",
+                    f"d_model {values['d_model']} does not split into {values['heads']} heads",
+                    self._binding_span(block, "heads") or block.name_span,
+                    hint="choose heads that divide d_model, or set `d_head` explicitly",
+                )
+                return None
+            d_head = values["d_model"] // values["heads"]
+        d_mlp = 4 * values["d_model"] if values["d_mlp"] == schema.DERIVED else values["d_mlp"]
+        return ModelSpec(
+            name=name,
+            layers=values["layers"],
+            d_model=values["d_model"],
+            heads=values["heads"],
+            d_head=d_head,
+            d_mlp=d_mlp,
+            context=values["context"],
+            density=values["density"],
+            act_topk=values["act_topk"],
+            sinks=values["sinks"],
+            positional=values["positional"],
+            bigram=values["bigram"],
+            sparsify_embeddings=values["sparsify_embeddings"],
+            min_live=values["min_live"],
+            span=block.span,
+        )
+
+    def train(self, name, values, block, models, tasks) -> TrainSpec | None:
+        model = models.get(values["model"]) if values["model"] is not INVALID else None
+        if model is None or INVALID in values.values():
+            return None
+        for task_name, _ in values["tasks"]:
+            self.check_fits(task_name, model, block)
+        warmup, (anneal_start, anneal_end) = values["warmup"], values["anneal"]
+        return TrainSpec(
+            name=name,
+            model=model,
+            mixture=values["tasks"],
+            steps=values["steps"],
+            batch=values["batch"],
+            lr=values["lr"],
+            seed=values["seed"],
+            anneal=(anneal_start, anneal_end),
+            warmup=warmup,
+            grad_clip=values["grad_clip"],
+            weight_decay=values["weight_decay"],
+            beta1=values["beta1"],
+            beta2=values["beta2"],
+            eps=values["eps"],
+            loss_on=values["loss_on"],
+            eval_examples=values["eval_examples"],
+            span=block.span,
+        )
+
+    def check_fits(self, task_name: str, model: ModelSpec, block: n.SettingsBlock) -> None:
+        analysis = self.task_analyses.get(task_name)
+        if analysis is None or self.report.failed:
+            return
+        prompt = analysis.bindings.get("prompt")
+        longest = None if prompt is None else analysis.max_tokens(prompt.value)
+        if longest is not None and longest + 1 > model.context:
+            self.report.error(
+                "C0405",
+                f"prompts of task `{task_name}` can reach {longest} tokens, more than model `{model.name}` "
+                f"reads (context {model.context}, one taken by the start token)",
+                self._binding_span(block, "tasks") or block.name_span,
+                hint=f"raise the model's `context` to at least {longest + 1}, or shorten the task's prompts",
+            )
+
+    def prune(self, name, values, block, trains) -> PruneSpec | None:
+        train = trains.get(values["train"]) if values["train"] is not INVALID else None
+        if train is None or INVALID in values.values():
+            return None
+        if values["task"] not in dict(train.mixture):
+            self.report.error(
+                "C0407",
+                f"model of `{train.name}` is not trained on task `{values['task']}`",
+                self._binding_span(block, "task") or block.name_span,
+                hint="add the task to the train block's `tasks`, or prune another task",
+            )
+            return None
+        return PruneSpec(name=name, train=train, span=block.span, **{k: values[k] for k in schema.PRUNE if k != "train"})
+
+    def hypothesis(self, block: n.HypothesisBlock, prunes, tasks, vocab) -> HypothesisSpec | None:
+        kind = self.definitions.get(block.prune, (None,))[0]
+        if kind is None:
+            self.report.unknown("prune", block.prune, block.prune_span, [k for k, (v, _) in self.definitions.items() if v == "prune"])
+            return None
+        if kind != "prune":
+            self.report.error("C0205", f"`{block.prune}` is a {kind}, not a prune", block.prune_span, hint="a hypothesis is about the circuit a prune block finds")
+            return None
+        values = self.settings.resolve("hypothesis", self.settings.bindings(block), block.name_span, owner=block.name)
+        prune = prunes.get(block.prune)
+        if prune is None:
+            return None
+        claims = [c for c in block.body if not isinstance(c, n.Binding)]
+        ClaimChecker(self.report, vocab, tasks[prune.task], prune.train.model, block.name).check(claims)
+        if not claims:
+            self.report.error("C0303", f"hypothesis `{block.name}` makes no claim", block.name_span, hint="add a claim such as `nodes <= 30`")
+        if INVALID in values.values():
+            return None
+        return HypothesisSpec(
+            name=block.name,
+            prune=prune,
+            claims=tuple(claims),
+            samples=values["samples"],
+            seed_share=values["seed_share"],
+            confidence=values["confidence"],
+            span=block.span,
+        )
+
+    @staticmethod
+    def _binding_span(block, name: str):
+        for binding in block.body:
+            if isinstance(binding, n.Binding) and binding.name == name:
+                return binding.span
+        return None
