@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
+import marshal
 import re
+import sys
 from pathlib import Path
 
 import lark
 from lark import Token, Transformer, v_args
 
 from . import nodes as n
-from .cachedir import atomic_write_text, cache_root
+from .cachedir import atomic_write_bytes, cache_root
 from .diagnostics import CircError, Diagnostic, suggest
 from .spans import Span
 
@@ -43,44 +44,25 @@ def load_parser() -> lark.Lark:
     """The one LALR parser, built from the grammar or loaded from its table cache.
 
     Building the LALR tables takes ~0.3 s, most of ``circ check``'s budget, so the
-    tables are kept as JSON (never pickle) under the cache directory, keyed by the
-    grammar's text and lark's version. Any unreadable entry is simply rebuilt.
+    tables are kept under the cache directory, keyed by the grammar's text, lark's
+    version and Python's. They are plain data in ``marshal`` format, which holds
+    no objects and runs no code when read (unlike pickle); an unreadable entry
+    is simply rebuilt.
     """
     text = grammar_path().read_text(encoding="utf-8")
-    key = hashlib.sha256(f"{lark.__version__}\0{sorted(_PARSER_OPTIONS.items())}\0{text}".encode()).hexdigest()[:20]
-    cached = cache_root() / "grammar" / f"circ-{key}.json"
+    identity = f"{lark.__version__}\0{sys.version}\0{sorted(_PARSER_OPTIONS.items())}\0{text}"
+    cached = cache_root() / "grammar" / f"circ-{hashlib.sha256(identity.encode()).hexdigest()[:20]}.marshal"
     try:
-        return lark.Lark.__new__(lark.Lark)._load(_decode(json.loads(cached.read_text(encoding="utf-8"))))
-    except Exception:  # missing, truncated or from an incompatible lark: rebuild
+        return lark.Lark.__new__(lark.Lark)._load(marshal.loads(cached.read_bytes()))
+    except Exception:  # missing, truncated or foreign: rebuild
         pass
     parser = lark.Lark(text, **_PARSER_OPTIONS)
     try:
         data, memo = parser.memo_serialize([lark.lexer.TerminalDef, lark.grammar.Rule])
-        atomic_write_text(cached, json.dumps(_encode({"data": data, "memo": memo}), separators=(",", ":")))
-    except OSError:
-        pass  # a read-only cache only costs speed
+        atomic_write_bytes(cached, marshal.dumps({"data": data, "memo": memo}))
+    except (OSError, ValueError):
+        pass  # an unwritable cache only costs speed
     return parser
-
-
-def _encode(obj):
-    """JSON keeps neither tuples nor int keys; lark's tables need both back."""
-    if isinstance(obj, dict):
-        return {"d": [[_encode(k), _encode(v)] for k, v in obj.items()]}
-    if isinstance(obj, tuple):
-        return {"t": [_encode(x) for x in obj]}
-    if isinstance(obj, list):
-        return [_encode(x) for x in obj]
-    return obj
-
-
-def _decode(obj):
-    if isinstance(obj, list):
-        return [_decode(x) for x in obj]
-    if isinstance(obj, dict):
-        if "d" in obj:
-            return {_decode(k): _decode(v) for k, v in obj["d"]}
-        return tuple(_decode(x) for x in obj["t"])
-    return obj
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,7 +106,9 @@ def offset_span(path: str, text: str, start: int, end: int) -> Span:
 
 _OPENERS = {"{": "}", "[": "]", "(": ")"}
 _CLOSERS = {v: k for k, v in _OPENERS.items()}
-_DELIMITER_SCAN = re.compile(r"""#[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|[{}\[\]()]""")
+# A string left unclosed runs to the end of its line, so brackets in it (`prompt = "x = [[`)
+# are skipped here and the parser reports the unterminated string, not a bracket.
+_DELIMITER_SCAN = re.compile(r"""#[^\n]*|"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?|[{}\[\]()]""")
 
 
 def check_delimiters(text: str, path: str) -> list[Diagnostic]:
@@ -235,7 +219,9 @@ def syntax_error(err: lark.exceptions.UnexpectedInput, text: str, path: str) -> 
         shown = repr(char)[1:-1] if not char.isprintable() else char
         return Diagnostic("C0101", f"unexpected character `{shown}`", span, hint=hint)
     token = err.token
-    expected = set(getattr(err, "expected", None) or getattr(err, "accepts", None) or ())
+    # `accepts` replays the parser on each candidate; `expected` is the LALR state's merged
+    # lookahead, which offers claim keywords inside a task block.
+    expected = set(getattr(err, "accepts", None) or getattr(err, "expected", None) or ())
     if token.type == "$END":
         end = len(text.rstrip())
         span = offset_span(path, text, max(0, end - 1), max(1, end))
@@ -406,17 +392,18 @@ class _Builder(Transformer):
         )
 
     def ablate_targets(self, meta, children):
-        return [str(c) for c in children], self._span(meta)
+        return children, self._span(meta)
 
     def ablate_claim(self, meta, children):
         (targets, targets_span), ablation, outcome = children
         return n.AblateClaim(
-            tuple(targets),
+            tuple(str(t) for t in targets),
             outcome,
             None if ablation is None else str(ablation),
             span=self._span(meta),
             targets_span=targets_span,
             ablation_span=self._tok(ablation),
+            target_spans=tuple(self._tok(t) for t in targets),
         )
 
     def intervene_claim(self, meta, children):
@@ -469,7 +456,13 @@ class _Builder(Transformer):
     def number(self, meta, children):
         (token,) = children
         text = str(token)
-        value = int(text) if text.isdigit() else float(text)
+        try:
+            value = int(text) if text.isdigit() else float(text)
+        except ValueError:  # int() refuses more than 4300 digits
+            value = float("inf")
+        if value == float("inf"):
+            # `1e999` would otherwise become inf, which no literal prints back as.
+            raise CircError([Diagnostic("C0108", "number too large", self._tok(token))])
         return n.Number(value, span=self._tok(token))
 
     def string(self, meta, children):
