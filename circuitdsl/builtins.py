@@ -142,7 +142,7 @@ PREDICATE_NAMES = {
 STATISTICS: dict[str, str] = {
     "mean": "mean(act | condition, at: position): mean activation over the samples or positions where condition holds",
     "sign": "sign(act | condition): -1, 0 or 1, the sign of that mean",
-    "corr": "corr(act, variable): Pearson correlation of the activation with a latent variable",
+    "corr": "corr(act, variable): Pearson correlation of the activation with a latent variable (or a condition, as 0/1)",
     "selectivity": "selectivity(act, condition_a, condition_b): (mean_a - mean_b) / pooled std",
 }
 

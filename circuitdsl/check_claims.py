@@ -66,10 +66,12 @@ class ClaimChecker:
             self.report.error("C0103", f"expected `layer` after `in`, found `{f.word}`", f.span)
             return
         bounds = [f.layers.low, f.layers.high] if isinstance(f.layers, n.Range) else [f.layers]
+        values = []
         for e in bounds:
             value = self._number(e, "a layer")
             if value is None:
                 continue
+            values.append(value)
             if value != int(value) or value < 0:
                 self.report.error("C0401", f"a layer is a whole number from 0, found {value:g}", e.span)
             elif self.model is not None and value >= self.model.layers:
@@ -79,6 +81,15 @@ class ClaimChecker:
                     e.span,
                     hint=f"layers are numbered 0 to {self.model.layers - 1}",
                 )
+        # `layers 1..0` would select no layer at all, so the claim could never be about anything.
+        if len(values) == 2 and values[0] > values[1]:
+            low, high = values
+            self.report.error(
+                "C0402",
+                f"empty range {low:g}..{high:g}: it has no layers",
+                f.layers.span,
+                hint=f"ranges include both ends; did you mean {high:g}..{low:g}?",
+            )
 
     def size(self, claim: n.SizeClaim) -> None:
         if claim.metric not in b.SIZE_METRICS:
@@ -144,17 +155,21 @@ class ClaimChecker:
             self.report.error("C0306", f"`{e.func}` measures `act`: write `{e.func}(act ...)`", e.span, hint=b.STATISTICS[e.func])
         for arg in e.args:
             if arg.name is not None and arg.name != "at":
-                self.report.unknown(f"argument of `{e.func}`", arg.name, arg.span, ["at"])
+                self.report.unknown("argument", arg.name, arg.span, ["at"], where=f"of `{e.func}`")
             if arg.given is not None:
                 self.condition(arg.given)
             if arg.name == "at":
                 self.position(arg.value)
         rest = positional[1:]
         if e.func == "corr":
-            if len(rest) != 1 or not isinstance(rest[0].value, n.Name):
-                self.report.error("C0306", "`corr` correlates `act` with one latent variable: `corr(act, depth)`", e.span)
-            else:
+            if len(rest) != 1:
+                self.report.error(
+                    "C0306", "`corr` correlates `act` with one latent variable or condition: `corr(act, depth)`", e.span
+                )
+            elif isinstance(rest[0].value, n.Name):
                 self.variable(rest[0].value)
+            else:
+                self.condition(rest[0].value)  # correlation with the condition's indicator
         elif e.func == "selectivity":
             if len(rest) != 2:
                 self.report.error("C0306", "`selectivity` compares two conditions: `selectivity(act, q == \"'\", q == '\"')`", e.span)
@@ -176,7 +191,7 @@ class ClaimChecker:
 
     def variable(self, name: n.Name) -> None:
         if name.id not in self.latents:
-            self.report.unknown(f"variable of task `{self.task.name}`", name.id, name.span, self.latents)
+            self.report.unknown("variable", name.id, name.span, self.latents, where=f"of task `{self.task.name}`")
 
     def condition(self, e: n.Expr, extra: set[str] = frozenset()) -> None:
         """A condition over latent variables and `token`: names must exist, tokens must be tokens."""
@@ -197,7 +212,9 @@ class ClaimChecker:
                 if name.id == "token":
                     continue
                 if name.id not in self.latents and name.id not in extra:
-                    self.report.unknown(f"variable of task `{self.task.name}`", name.id, name.span, self.latents | {"token"} | set(extra))
+                    self.report.unknown(
+                        "variable", name.id, name.span, self.latents | {"token"} | set(extra), where=f"of task `{self.task.name}`"
+                    )
         if any(isinstance(side, n.Name) and side.id == "token" for side in (e.left, e.right)):
             for side in (e.left, e.right):
                 if isinstance(side, n.String):
@@ -224,11 +241,14 @@ class ClaimChecker:
             if arg.name is None:
                 continue
             if e.func == "reads" and arg.name == "as":
-                if not isinstance(arg.value, n.Name) or arg.value.id not in b.READ_CHANNELS:
-                    found = arg.value.id if isinstance(arg.value, n.Name) else "?"
-                    self.report.unknown("channel for `reads`", found, arg.value.span, b.READ_CHANNELS, code="C0403")
+                if not isinstance(arg.value, n.Name):
+                    self.report.error(
+                        "C0305", "`as:` names a channel, not a value", arg.value.span, hint="write `as: key`, `as: query` or `as: value`"
+                    )
+                elif arg.value.id not in b.READ_CHANNELS:
+                    self.report.unknown("channel", arg.value.id, arg.value.span, b.READ_CHANNELS, code="C0403", where="for `reads`")
             else:
-                self.report.unknown(f"argument of `{e.func}`", arg.name, arg.span, ["as"] if e.func == "reads" else [])
+                self.report.unknown("argument", arg.name, arg.span, ["as"] if e.func == "reads" else [], where=f"of `{e.func}`")
         if e.func == "reads" and role.kind not in _HEAD_KINDS and role.kind in b.ROLE_KINDS:
             self.report.error(
                 "C0305",
@@ -262,9 +282,10 @@ class ClaimChecker:
         special = [t for t in claim.targets if t in b.ABLATE_TARGETS]
         if special and len(claim.targets) > 1:
             self.report.error("C0306", f"`{special[0]}` cannot be combined with other targets", claim.targets_span)
-        for target in claim.targets:
+        spans = claim.target_spans or (claim.targets_span,) * len(claim.targets)
+        for target, span in zip(claim.targets, spans):
             if target not in b.ABLATE_TARGETS and target not in self.roles:
-                self.report.unknown("role or ablation target", target, claim.targets_span, list(self.roles) + list(b.ABLATE_TARGETS))
+                self.report.unknown("role or ablation target", target, span, list(self.roles) + list(b.ABLATE_TARGETS))
         if claim.ablation is not None and claim.ablation not in b.ABLATION_KINDS:
             self.report.unknown("ablation", claim.ablation, claim.ablation_span, b.ABLATION_KINDS, code="C0403")
         self.outcome(claim.outcome)

@@ -104,15 +104,20 @@ class TaskAnalysis:
         self.scope = scope
         self.types: dict[str, str] = {}
         self._lengths: dict[str, int | None] = {}
+        #: Whether :meth:`check` found this task sound, so its lengths and answers can be trusted.
+        self.ok = False
 
     # ------------------------------------------------------------ names and types
 
     def check(self) -> bool:
+        # Only this task's own errors count: a mistake in another block must not hide
+        # the checks that follow (answers, context), or one run would not report them all.
+        before = self.report.raised
         ok = True
         for binding in self.bindings.values():
             for ref in free_names(binding.value):
                 if ref.id not in self.bindings:
-                    self.report.unknown(f"variable in {self.scope}", ref.id, ref.span, self.bindings)
+                    self.report.unknown("variable", ref.id, ref.span, self.bindings, where=f"in {self.scope}")
                     ok = False
         if not ok:
             return False
@@ -121,7 +126,8 @@ class TaskAnalysis:
             return False
         for name in order:
             self.types[name] = self.infer(self.bindings[name].value)
-        return not self.report.failed
+        self.ok = self.report.raised == before
+        return self.ok
 
     def infer(self, e: n.Expr) -> str:
         """The type of an expression; reports and returns ANY when it has none."""
@@ -245,7 +251,7 @@ class TaskAnalysis:
         for name, arg in keywords.items():
             param = func.param(name)
             if param is None or (func.variadic and param is func.params[0]):
-                self.report.unknown(f"argument of `{e.func}`", name, arg.span, [p.name for p in params])
+                self.report.unknown("argument", name, arg.span, [p.name for p in params], where=f"of `{e.func}`")
                 continue
             if name in bound:
                 self.report.error("C0306", f"`{name}` is given twice to `{e.func}`", arg.span)

@@ -87,8 +87,8 @@ class _Checker:
         out = {}
         blocks = self.blocks(kind)
         for name, block in blocks.items():
-            bindings = self.settings.merged(block, blocks)
-            values = self.settings.resolve(kind, bindings, block.name_span, owner=name)
+            bindings, complete = self.settings.merged(block, blocks)
+            values = self.settings.resolve(kind, bindings, block.name_span, owner=name, complete=complete)
             built = build(name, values, block)
             if built is not None:
                 out[name] = built
@@ -146,12 +146,17 @@ class _Checker:
                 for value, env in analysis.answers(expr) or ():
                     if not isinstance(value, str) or not vocab.is_token(value):
                         when = ", ".join(f"{k} = {v!r}" for k, v in env.items())
-                        declare = f'declare it in the vocab: vocab {{ tokens = ["{value}"] }}'
+                        if isinstance(value, str) and len(value) > 1:
+                            hint = f'declare it in the vocab: vocab {{ tokens = ["{value}"] }}'
+                        elif isinstance(value, str) and value:
+                            hint = "add it to the vocab's `chars`"
+                        else:
+                            hint = "an answer is exactly one token"
                         self.report.error(
                             "C0404",
                             f"{'an answer' if name == 'answer' else 'a competitor'} can be {value!r}, which is not one token of the vocab",
                             expr.span,
-                            hint=declare if isinstance(value, str) and len(value) > 1 else "an answer is exactly one token",
+                            hint=hint,
                             notes=[f"when {when}"] if when else [],
                         )
                         break
@@ -218,7 +223,7 @@ class _Checker:
 
     def check_fits(self, task_name: str, model: ModelSpec, block: n.SettingsBlock) -> None:
         analysis = self.task_analyses.get(task_name)
-        if analysis is None or self.report.failed:
+        if analysis is None or not analysis.ok:
             return
         prompt = analysis.bindings.get("prompt")
         longest = None if prompt is None else analysis.max_tokens(prompt.value)

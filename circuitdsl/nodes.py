@@ -236,6 +236,8 @@ class AblateClaim:
     span: Span | None = span_field()
     targets_span: Span | None = span_field()
     ablation_span: Span | None = span_field()
+    #: One span per target, so an unknown role in `ablate a, b` is shown where it is written.
+    target_spans: tuple[Span, ...] | None = span_field()
 
 
 @attrs.frozen

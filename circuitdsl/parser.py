@@ -86,6 +86,16 @@ def terminal_descriptions() -> dict[str, str]:
     return described
 
 
+@functools.lru_cache(maxsize=1)
+def reserved_words() -> frozenset[str]:
+    """Keywords: the grammar's literal terminals that look like names."""
+    return frozenset(
+        t.pattern.value
+        for t in load_parser().terminals
+        if isinstance(t.pattern, lark.lexer.PatternStr) and re.fullmatch(r"[A-Za-z_]\w*", t.pattern.value)
+    )
+
+
 # ---------------------------------------------------------------- spans
 
 
@@ -322,6 +332,24 @@ class _Builder(Transformer):
 
     def _tok(self, token: Token | None) -> Span | None:
         return None if token is None else token_span(self.path, token)
+
+    # -- names
+    @v_args(inline=False)
+    def NAME(self, token: Token) -> Token:
+        # The contextual lexer reads a keyword as a name wherever the keyword
+        # itself cannot stand (`task true {`), so reserved words are refused here.
+        if str(token) in reserved_words():
+            raise CircError(
+                [
+                    Diagnostic(
+                        "C0109",
+                        f"`{token}` is a keyword and cannot be used as a name",
+                        token_span(self.path, token),
+                        hint=f"rename it, e.g. `{token}_`",
+                    )
+                ]
+            )
+        return token
 
     # -- module
     def start(self, meta, items):

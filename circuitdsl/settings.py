@@ -42,7 +42,11 @@ def constant_number(expr: n.Expr) -> int | float:
 
 
 def _describe(expr: n.Expr) -> str:
+    if isinstance(expr, n.String) and not expr.value:
+        return "an empty string"  # where a string is wanted, "found a string" would read as no error
     return {
+        n.Number: "a number",
+        n.Percent: "a number",
         n.String: "a string",
         n.Template: "a string",
         n.Bool: "a bool",
@@ -65,11 +69,12 @@ class SettingsChecker:
 
     # ------------------------------------------------------------ merging
 
-    def merged(self, block: n.SettingsBlock, blocks_of_kind: dict[str, n.SettingsBlock]) -> dict[str, n.Binding]:
-        """The block's bindings with those of its ``extends`` chain underneath."""
+    def merged(self, block: n.SettingsBlock, blocks_of_kind: dict[str, n.SettingsBlock]) -> tuple[dict[str, n.Binding], bool]:
+        """The block's bindings with those of its ``extends`` chain underneath, and whether that chain is whole."""
         chain = [block]
         seen = {block.name}
         current = block
+        complete = True
         while current.extends is not None:
             parent = blocks_of_kind.get(current.extends)
             if parent is None:
@@ -82,6 +87,7 @@ class SettingsChecker:
                     )
                 else:
                     self.report.unknown(block.kind, current.extends, current.extends_span, blocks_of_kind)
+                complete = False
                 break
             if parent.name in seen:
                 self.report.error(
@@ -89,6 +95,7 @@ class SettingsChecker:
                     f"`{block.name}` extends itself through " + " -> ".join(b.name for b in chain + [parent]),
                     block.extends_span,
                 )
+                complete = False
                 break
             seen.add(parent.name)
             chain.append(parent)
@@ -96,7 +103,7 @@ class SettingsChecker:
         merged: dict[str, n.Binding] = {}
         for link in reversed(chain):
             merged.update(self.bindings(link))
-        return merged
+        return merged, complete
 
     def bindings(self, block: n.SettingsBlock | n.HypothesisBlock) -> dict[str, n.Binding]:
         found: dict[str, n.Binding] = {}
@@ -116,25 +123,32 @@ class SettingsChecker:
 
     # ------------------------------------------------------------ values
 
-    def resolve(self, kind: str, bindings: dict[str, n.Binding], span: Span | None, *, owner: str) -> dict[str, Any]:
-        """Every setting of ``kind`` as a typed value; ``_INVALID`` where an error was reported."""
+    def resolve(
+        self, kind: str, bindings: dict[str, n.Binding], span: Span | None, *, owner: str, complete: bool = True
+    ) -> dict[str, Any]:
+        """Every setting of ``kind`` as a typed value; ``_INVALID`` where an error was reported.
+
+        ``complete`` is false when a broken ``extends`` hid settings the parent may have
+        given; a missing required setting is then not reported, only marked invalid.
+        """
         table = s.BLOCKS[kind]
         values: dict[str, Any] = {}
         for name, binding in bindings.items():
             if name not in table:
-                self.report.unknown(f"setting of a {kind}", name, binding.name_span, table, code="C0301")
+                self.report.unknown(f"{kind} setting", name, binding.name_span, table, code="C0301")
                 continue
             values[name] = self.value(table[name], binding.value, name)
         for name, setting in table.items():
             if name in values:
                 continue
             if setting.required:
-                self.report.error(
-                    "C0303",
-                    f"{kind} `{owner}` needs a `{name}` setting",
-                    span,
-                    hint=f"add `{name} = ...` ({setting.doc})",
-                )
+                if complete:
+                    self.report.error(
+                        "C0303",
+                        f"{kind} `{owner}` needs a `{name}` setting",
+                        span,
+                        hint=f"add `{name} = ...` ({setting.doc})",
+                    )
                 values[name] = _INVALID
             else:
                 values[name] = setting.default
@@ -166,6 +180,8 @@ class SettingsChecker:
             problem = "must lie in (0, 1]"
         elif kind == s.SHARE and not 0 <= value <= 1:
             problem = "must lie in [0, 1]"
+        elif setting.low is not None and value < setting.low:
+            problem = f"must be at least {setting.low:g}"
         elif setting.high is not None and value > setting.high:
             problem = f"must be at most {setting.high:g}"
         if problem:
@@ -196,7 +212,12 @@ class SettingsChecker:
             if low is _INVALID or high is _INVALID:
                 return _INVALID
             if low > high:
-                self.report.error("C0402", f"`{name}` is an empty span: {low:g} is after {high:g}", expr.span)
+                self.report.error(
+                    "C0402",
+                    f"`{name}` is an empty span: {low:g} is after {high:g}",
+                    expr.span,
+                    hint="write the start first, as in `1% .. 50%`",
+                )
                 return _INVALID
             return (low, high)
         if kind == s.CHARS:
@@ -228,7 +249,7 @@ class SettingsChecker:
             if isinstance(expr, n.Name):
                 if expr.id in setting.choices:
                     return expr.id
-                self.report.unknown(f"value for `{name}`", expr.id, expr.span, setting.choices, code="C0403")
+                self.report.unknown("value", expr.id, expr.span, setting.choices, code="C0403", where=f"for `{name}`")
                 return _INVALID
             raise NotConstant(f"found {_describe(expr)}", expr.span, hint="expected one of " + ", ".join(f"`{c}`" for c in setting.choices))
         if kind == s.MIXTURE:
