@@ -114,3 +114,9 @@ def test_check_never_imports_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_shipped_specs_are_in_canonical_format():
+    shipped = sorted((ROOT / "specs").rglob("*.circ")) + sorted((ROOT / "examples").rglob("*.circ"))
+    result = run("fmt", "--check", *map(str, shipped))
+    assert result.exit_code == 0, result.output
