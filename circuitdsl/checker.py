@@ -176,23 +176,8 @@ class _Checker:
                 return None
             d_head = values["d_model"] // values["heads"]
         d_mlp = 4 * values["d_model"] if values["d_mlp"] == schema.DERIVED else values["d_mlp"]
-        return ModelSpec(
-            name=name,
-            layers=values["layers"],
-            d_model=values["d_model"],
-            heads=values["heads"],
-            d_head=d_head,
-            d_mlp=d_mlp,
-            context=values["context"],
-            density=values["density"],
-            act_topk=values["act_topk"],
-            sinks=values["sinks"],
-            positional=values["positional"],
-            bigram=values["bigram"],
-            sparsify_embeddings=values["sparsify_embeddings"],
-            min_live=values["min_live"],
-            span=block.span,
-        )
+        plain = {k: values[k] for k in schema.MODEL if k not in ("d_head", "d_mlp")}
+        return ModelSpec(name=name, d_head=d_head, d_mlp=d_mlp, span=block.span, **plain)
 
     def train(self, name, values, block, models, tasks) -> TrainSpec | None:
         model = models.get(values["model"]) if values["model"] is not INVALID else None
@@ -200,26 +185,8 @@ class _Checker:
             return None
         for task_name, _ in values["tasks"]:
             self.check_fits(task_name, model, block)
-        warmup, (anneal_start, anneal_end) = values["warmup"], values["anneal"]
-        return TrainSpec(
-            name=name,
-            model=model,
-            mixture=values["tasks"],
-            steps=values["steps"],
-            batch=values["batch"],
-            lr=values["lr"],
-            seed=values["seed"],
-            anneal=(anneal_start, anneal_end),
-            warmup=warmup,
-            grad_clip=values["grad_clip"],
-            weight_decay=values["weight_decay"],
-            beta1=values["beta1"],
-            beta2=values["beta2"],
-            eps=values["eps"],
-            loss_on=values["loss_on"],
-            eval_examples=values["eval_examples"],
-            span=block.span,
-        )
+        plain = {k: values[k] for k in schema.TRAIN if k not in ("model", "tasks")}
+        return TrainSpec(name=name, model=model, mixture=values["tasks"], span=block.span, **plain)
 
     def check_fits(self, task_name: str, model: ModelSpec, block: n.SettingsBlock) -> None:
         analysis = self.task_analyses.get(task_name)
