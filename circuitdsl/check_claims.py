@@ -119,6 +119,10 @@ class ClaimChecker:
                 self.measure(side, role)
         elif isinstance(e, n.Call) and e.func in b.RELATIONS:
             self.relation(e, role)
+        elif isinstance(e, n.Call) and e.func in b.STATISTICS:
+            self.report.error(
+                "C0305", f"`{e.func}(...)` is a number: compare it", e.span, hint=f"for example `{e.func}(act) > 0`"
+            )
         elif isinstance(e, n.Call):
             self.report.unknown("relation", e.func, e.span, b.RELATIONS, code="C0209")
         else:
@@ -271,10 +275,13 @@ class ClaimChecker:
             self.report.error("C0306", f"`{metric.name}` takes no arguments", metric.span)
         value = self._number(o.bound, f"the bound on `{metric.name}`")
         if value is not None:
-            bounded = metric.name in ("accuracy", "p", "rate")
-            if (bounded and not 0 <= value <= 1) or value < 0:
+            if metric.name in ("accuracy", "p", "rate") and not 0 <= value <= 1:
                 hint = "write a share such as 0.25 or 25%" if value > 1 else None
-                self.report.error("C0401", f"`{metric.name}` bound must lie in [0, 1], found {value:g}" if bounded else f"`{metric.name}` bound must not be negative, found {value:g}", o.bound.span, hint)
+                self.report.error("C0401", f"`{metric.name}` bound must lie in [0, 1], found {value:g}", o.bound.span, hint)
+            # A margin may go negative (the competitor wins); a loss or a change may not.
+            elif value < 0 and (metric.name == "loss" or o.change):
+                what = f"`{o.change} by`" if o.change else "`loss`"
+                self.report.error("C0401", f"the bound of {what} must not be negative, found {value:g}", o.bound.span)
         if o.when is not None:
             self.condition(o.when, extra)
 

@@ -165,6 +165,8 @@ class SettingsChecker:
         if not isinstance(expr, (n.Number, n.Percent, n.Unary, n.Binary)):
             raise NotConstant(f"found {_describe(expr)}", expr.span)
         value = constant_number(expr)
+        if integer and isinstance(value, float) and value.is_integer():
+            value = int(value)  # `steps = 1e3` means 1000
         if integer and not isinstance(value, int):
             raise NotConstant(f"found {value!r}", expr.span, hint="write a whole number")
         return value

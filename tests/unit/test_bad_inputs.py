@@ -498,3 +498,18 @@ def test_a_parent_block_fault_is_reported_once():
 def test_a_broken_extends_hides_no_settings():
     # The missing parent may have set `model` and `tasks`; asking for them would mislead.
     assert _all_diagnostics("train r extends nothing { steps = 10 }\n") == [("C0201", 1, 17)]
+
+
+
+def test_a_whole_decimal_is_an_integer_setting():
+    program = check_text(PRELUDE + "train r2 { model = small tasks = [bracket_depth] steps = 1e3 }\n")
+    assert program.trains["r2"].steps == 1000
+
+
+def test_a_margin_bound_may_be_negative_but_a_drop_may_not():
+    ok = PRELUDE + "hypothesis neg on cut { ablate circuit -> margin <= -1 }\n"
+    assert check_text(ok).hypotheses["neg"]
+    bad = PRELUDE + "hypothesis neg on cut { ablate circuit -> margin drops by >= -1 }\n"
+    with pytest.raises(CircError) as err:
+        check_text(bad)
+    assert [d.code for d in err.value.diagnostics] == ["C0401"]
