@@ -1,0 +1,112 @@
+"""Training: it learns, it is deterministic, it keeps the declared density, it fails loudly."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from runtime.batch import encode_batch
+from runtime.checkpoint import model_from_bytes, model_to_bytes
+from runtime.model import ModelConfig, SparseGPT
+from runtime.sparsity import sparsified_parameters
+from runtime.tokenizer import Tokenizer
+from runtime.train import TaskMetrics, all_positions_loss, TrainConfig, collapsed_tasks, evaluate, train
+
+TOKENIZER = Tokenizer(list("ab'\" =xyz"))
+NAMES = ("quote",)
+
+
+def _quote_batch(rng: random.Random, n: int):
+    """Close the string with the quote that opened it: `x = 'ab` -> `'`."""
+    prompts, answers = [], []
+    for _ in range(n):
+        q = rng.choice("'\"")
+        prompts.append(f"{rng.choice('xyz')} = {q}" + "".join(rng.choice("ab") for _ in range(rng.randint(1, 5))))
+        answers.append(q)
+    return encode_batch(TOKENIZER, prompts, answers, task_names=NAMES, context=16)
+
+
+def _stream(seed: int):
+    rng = random.Random(seed)
+    while True:
+        yield _quote_batch(rng, 32)
+
+
+def _model(seed=0, density=0.25) -> SparseGPT:
+    config = ModelConfig(vocab_size=len(TOKENIZER), context=16, n_layer=1, d_model=16, n_head=2, d_head=8, d_mlp=32, density=density)
+    return SparseGPT(config, seed=seed)
+
+
+EVAL = _quote_batch(random.Random(12345), 200)
+FAST = TrainConfig(steps=150, lr=1e-2, eval_every=50, anneal=(0.05, 0.5))
+
+
+def test_a_tiny_model_learns_quote_closing():
+    model = _model()
+    before = evaluate(model, EVAL)["quote"]
+    result = train(model, FAST, _stream(0), EVAL)
+    after = result.final["quote"]
+    assert before.accuracy < 0.8 and after.accuracy >= 0.95, (before, after)
+    assert result.ok and result.collapsed == []
+    assert [c["step"] for c in result.curve] == [50, 100, 150]
+
+
+def test_training_is_bit_identical_for_a_seed_and_differs_across_seeds():
+    runs = []
+    for seed in (0, 0, 1):
+        model = _model(seed)
+        train(model, TrainConfig(steps=20, lr=1e-2), _stream(seed), EVAL)
+        runs.append(model.state_dict())
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    assert not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+def test_saved_weights_have_exactly_the_declared_density():
+    model = _model(density=0.25)
+    train(model, TrainConfig(steps=30, lr=1e-2, anneal=(0.0, 0.5)), _stream(0), EVAL)
+    loaded, _ = model_from_bytes(model_to_bytes(model, TOKENIZER))
+    for name, w in sparsified_parameters(loaded):
+        assert torch.count_nonzero(w).item() == max(1, round(0.25 * w.numel())), name
+
+
+def test_checkpoint_round_trip_gives_identical_logits():
+    model = _model()
+    train(model, TrainConfig(steps=5), _stream(0), EVAL)
+    loaded, tokenizer = model_from_bytes(model_to_bytes(model, TOKENIZER))
+    assert tokenizer == TOKENIZER
+    model.eval()
+    assert torch.equal(model(EVAL.tokens), loaded(EVAL.tokens))
+
+
+def test_a_corrupt_checkpoint_is_refused_not_loaded():
+    data = model_to_bytes(_model(), TOKENIZER)
+    with pytest.raises(ValueError, match="not a circuitdsl checkpoint"):
+        model_from_bytes(data[: len(data) // 2])
+
+
+def test_a_diverging_run_stops_and_rolls_back_to_finite_weights():
+    model = _model()
+    result = train(model, TrainConfig(steps=40, lr=1e30, snapshot_every=5, warmup=0.0), _stream(0), EVAL)
+    assert result.stopped is not None and "rolled back" in result.stopped
+    assert not result.ok
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_an_untrained_model_counts_as_collapsed_and_a_good_one_does_not():
+    assert collapsed_tasks(evaluate(_model(), EVAL)) == ["quote"]
+    good = {"quote": TaskMetrics(accuracy=1.0, loss=0.01, examples=10, chance_loss=math.log(2))}
+    stuck = {"quote": TaskMetrics(accuracy=0.5, loss=0.69, examples=10, chance_loss=math.log(2))}
+    assert collapsed_tasks(good) == [] and collapsed_tasks(stuck) == ["quote"]
+
+
+def test_loss_on_all_positions_trains_the_prompt_positions_too():
+    # Accuracy at the answer is no measure here: with every position in the
+    # loss, the model learns that a string may go on, so it hedges there.
+    model = _model()
+    before = all_positions_loss(model, EVAL).item()
+    train(model, TrainConfig(steps=100, lr=1e-2, loss_on="all"), _stream(0), EVAL)
+    after = all_positions_loss(model, EVAL).item()
+    assert after < 0.6 * before, (before, after)
