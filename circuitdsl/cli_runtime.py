@@ -1,0 +1,356 @@
+"""The commands that run models: `circ train` and `circ cache` (and the shared options).
+
+Registered on the app in ``cli.py``. Nothing here imports torch at import
+time: each command imports the pipeline when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .cli import app, print_error, stderr, stdout, _internal_error
+from .diagnostics import CircError, suggest
+from .exitcodes import ExitCode
+from .serialize import SCHEMA_VERSION
+
+DEVICE_HELP = "cpu, cuda, or auto (CUDA when there is one)."
+CACHE_HELP = "Where models and circuits are cached (default: $CIRC_CACHE, else ~/.cache/circuitdsl)."
+THREADS_HELP = "CPU threads for PyTorch (default: PyTorch's choice)."
+
+
+def load_or_exit(file: Path):
+    """The checked program, or the diagnostics and exit 4: nothing runs on an invalid spec."""
+    from .loader import load_program
+
+    try:
+        return load_program(file)
+    except CircError as err:
+        print_error(err)
+        raise typer.Exit(ExitCode.INVALID_SPEC)
+
+
+def usage_exit(message: str) -> typer.Exit:
+    stderr.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(ExitCode.INVALID_SPEC)
+
+
+def pick(kind: str, name: str | None, available: dict, file: Path) -> list[str]:
+    """The block names a command runs on: the one asked for, or all of them."""
+    if name is None:
+        if not available:
+            raise usage_exit(f"{file} defines no {kind} block (its imports included)")
+        return list(available)
+    if name not in available:
+        hint = suggest(name, available)
+        known = ", ".join(f"`{n}`" for n in available) or "none"
+        raise usage_exit(f"no {kind} block named `{name}` in {file}" + (f"; did you mean `{hint}`?" if hint else f" (known: {known})"))
+    return [name]
+
+
+def setup_torch(threads: Optional[int]) -> None:
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise usage_exit(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    file: Path = typer.Argument(..., help="The .circ file whose train blocks to run.", show_default=False),
+    train_name: Optional[str] = typer.Option(None, "--train", help="Run only this train block (default: all)."),
+    model_name: Optional[str] = typer.Option(None, "--model", help="Run only the train blocks of this model."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override the train block's seed."),
+    retrain: bool = typer.Option(False, "--retrain", help="Train even when the cache has the model."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout when done."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for CI logs)."),
+) -> None:
+    """Train the weight-sparse model of each `train` block, or reuse it from the cache.
+
+    The cache key is a hash of everything that decides the weights (model,
+    recipe, tasks, vocabulary, seed), so a second run returns at once and an
+    edited spec trains anew. A cache entry that is truncated or modified is
+    detected by its hash and retrained. Training is bit-for-bit deterministic
+    on the CPU for a given seed.
+
+    [bold]Example[/]: circ train specs/bracket_depth.circ
+
+    Exit codes: 0 trained, 1 training diverged or collapsed, 3 internal error, 4 invalid spec or usage.
+    """
+    program = load_or_exit(file)
+    names = pick("train", train_name, program.trains, file)
+    if model_name is not None:
+        pick("model", model_name, program.models, file)
+        names = [n for n in names if program.trains[n].model.name == model_name]
+        if not names:
+            raise usage_exit(f"no train block in {file} trains model `{model_name}`")
+    try:
+        from .cache import Cache
+        from .pipeline import TrainingFailed, UsageError, ensure_model, resolve_device
+        from .plan import plan_training
+        from .progress import training_progress
+
+        setup_torch(threads)
+        try:
+            torch_device = resolve_device(device)
+        except UsageError as err:
+            raise usage_exit(str(err))
+        cache = Cache(cache_dir)
+        reports, failed = [], False
+        for name in names:
+            plan = plan_training(program.tasks, program.vocab, program.trains[name], seed=seed)
+            try:
+                with training_progress(stderr, f"train {name}", quiet or as_json) as progress:
+                    trained = ensure_model(plan, cache, device=torch_device, progress=progress, retrain=retrain)
+            except TrainingFailed as err:
+                stderr.print(f"[bold red]error:[/] {err}")
+                failed = True
+                reports.append({"train": name, "key": plan.key, "ok": False, "error": str(err)})
+                continue
+            for warning in cache.warnings:
+                stderr.print(f"[yellow]warning:[/] {warning}")
+            cache.warnings.clear()
+            reports.append(_model_report(name, plan.key, trained, cache))
+        if as_json:
+            sys.stdout.write(json.dumps({"schema_version": SCHEMA_VERSION, "models": reports}, indent=2) + "\n")
+        else:
+            for report in reports:
+                if report["ok"]:
+                    stdout.print(_model_table(report))
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the boundary turns crashes into exit 3
+        raise typer.Exit(_internal_error(exc))
+    raise typer.Exit(ExitCode.FAILED if failed else ExitCode.OK)
+
+
+def _model_report(name: str, key: str, trained, cache) -> dict:
+    record = trained.record
+    return {
+        "train": name,
+        "key": key,
+        "ok": True,
+        "cached": trained.cached,
+        "path": str(cache.path("models", key)),
+        "metrics": record["metrics"],
+        "density": record["density"],
+        "seconds": record["seconds"],
+        "tokens": record["tokens"],
+    }
+
+
+def _model_table(report: dict) -> Table:
+    origin = "from cache" if report["cached"] else f"trained in {report['seconds']:.1f} s"
+    table = Table(title=f"model `{report['train']}` ({origin}, key {report['key']})", title_justify="left")
+    table.add_column("task")
+    table.add_column("held-out accuracy", justify="right")
+    table.add_column("loss", justify="right")
+    table.add_column("examples", justify="right")
+    for task, m in report["metrics"].items():
+        table.add_row(task, f"{m['accuracy']:.1%}", f"{m['loss']:.4f}", str(m["examples"]))
+    densities = sorted(set(round(d, 6) for d in report["density"].values()))
+    table.caption = f"weight density of sparsified matrices: {', '.join(f'{d:.4g}' for d in densities)}; saved in {report['path']}"
+    return table
+
+
+# ---------------------------------------------------------------- cache
+
+cache_app = typer.Typer(help="List or clear cached models and circuits.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("ls")
+def cache_ls(
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+) -> None:
+    """List cache entries: kind, key, size, and what each holds."""
+    from .cache import Cache
+
+    cache = Cache(cache_dir)
+    entries = cache.entries()
+    if as_json:
+        rows = [
+            {"kind": e.kind, "key": e.key, "bytes": e.bytes, "created": e.created, "summary": e.summary, "valid": e.valid}
+            for e in entries
+        ]
+        sys.stdout.write(json.dumps({"schema_version": SCHEMA_VERSION, "root": str(cache.root), "entries": rows}, indent=2) + "\n")
+        raise typer.Exit(ExitCode.OK)
+    table = Table(title=f"cache at {cache.root}", title_justify="left")
+    for column in ("kind", "key", "size", "holds"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for e in entries:
+        table.add_row(e.kind, e.key, f"{e.bytes / 1024:.0f} KiB", e.summary if e.valid else f"[red]{e.summary}[/]")
+    stdout.print(table if entries else f"cache at {cache.root} is empty")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    kind: Optional[str] = typer.Argument(None, help="models or circuits (default: both)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+) -> None:
+    """Remove cached entries; they are rebuilt when next needed."""
+    from .cache import KINDS, Cache
+
+    if kind is not None and kind not in KINDS:
+        raise usage_exit(f"unknown cache kind `{kind}`; use one of: {', '.join(KINDS)}")
+    removed = Cache(cache_dir).clear(kind)
+    stderr.print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}")
+
+
+# ---------------------------------------------------------------- prune
+
+
+@app.command()
+def prune(
+    file: Path = typer.Argument(..., help="The .circ file whose prune blocks to run.", show_default=False),
+    prune_name: Optional[str] = typer.Option(None, "--prune", help="Run only this prune block (default: all)."),
+    out: Path = typer.Option(Path("circ-out"), "--out", help="Folder for circuit.json, circuit.dot and circuit.svg, one subfolder per prune block."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
+    reprune: bool = typer.Option(False, "--reprune", help="Prune even when the cache has the circuit."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout when done."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (for CI logs)."),
+) -> None:
+    """Find the smallest circuit that keeps each `prune` block's task loss under its target.
+
+    Trains (or reuses) the model, learns one mask per node with everything
+    outside the circuit mean-ablated, searches the mask hyperparameters, and
+    bisects on the number of nodes kept. Attribution pruning runs beside it,
+    and the controls (a nonsense task, an untrained model, minimality, other
+    ablations) say how much the circuit can be trusted.
+
+    [bold]Example[/]: circ prune specs/bracket_depth.circ --out circuits/
+
+    Exit codes: 0 every circuit reached its target, 1 some did not, 3 internal error, 4 invalid spec or usage.
+    """
+    program = load_or_exit(file)
+    names = pick("prune", prune_name, program.prunes, file)
+    try:
+        from .cache import Cache
+        from .pipeline import TrainingFailed, UsageError, ensure_circuit, ensure_model, resolve_device
+        from .plan import plan_pruning, plan_training
+        from .progress import stage_progress, training_progress
+
+        setup_torch(threads)
+        try:
+            torch_device = resolve_device(device)
+        except UsageError as err:
+            raise usage_exit(str(err))
+        cache = Cache(cache_dir)
+        reports, failed = [], False
+        for name in names:
+            spec = program.prunes[name]
+            training = plan_training(program.tasks, program.vocab, spec.train)
+            plan = plan_pruning(program.tasks, program.vocab, spec, training)
+            try:
+                with training_progress(stderr, f"train {spec.train.name}", quiet or as_json) as progress:
+                    trained = ensure_model(training, cache, device=torch_device, progress=progress)
+            except TrainingFailed as err:
+                stderr.print(f"[bold red]error:[/] {err}")
+                raise typer.Exit(ExitCode.FAILED)
+            trained.model.to("cpu")
+            with stage_progress(stderr, f"prune {name}", quiet or as_json) as progress:
+                found = ensure_circuit(plan, trained, cache, progress=progress, reprune=reprune)
+            folder = out / name
+            write_circuit_files(found, folder)
+            report = dict(found.report, cached=found.cached, files=str(folder))
+            reports.append(report)
+            failed |= not found.circuit.reached
+        if as_json:
+            sys.stdout.write(json.dumps({"schema_version": SCHEMA_VERSION, "circuits": reports}, indent=2) + "\n")
+        else:
+            for report in reports:
+                for renderable in circuit_tables(report):
+                    stdout.print(renderable)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the boundary turns crashes into exit 3
+        raise typer.Exit(_internal_error(exc))
+    raise typer.Exit(ExitCode.FAILED if failed else ExitCode.OK)
+
+
+def write_circuit_files(found, folder: Path, roles: dict | None = None) -> None:
+    from .cachedir import atomic_write_text
+
+    atomic_write_text(folder / "circuit.json", json.dumps(dict(found.report, roles=roles or {}), indent=2) + "\n")
+    atomic_write_text(folder / "circuit.dot", found.circuit.to_dot(roles))
+    atomic_write_text(folder / "circuit.svg", found.circuit.to_svg(roles))
+
+
+def circuit_tables(report: dict) -> list:
+    circuit, baseline, controls = report["circuit"], report["baseline"], report["controls"]
+    origin = "from cache" if report.get("cached") else "pruned now"
+    title = f"circuit of `{report['prune']}` on task `{report['task']}` ({origin})"
+    summary = Table(title=title, title_justify="left")
+    summary.add_column("")
+    summary.add_column("learned" if circuit["method"] == "learned" else circuit["method"], justify="right")
+    if baseline:
+        summary.add_column("attribution", justify="right")
+    rows = [
+        ("nodes", lambda c: f"{c['node_count']} of {c['total_nodes']}"),
+        ("edges", lambda c: str(c["edge_count"])),
+        ("nodes per layer", lambda c: " / ".join(str(v) for v in c["per_layer"].values())),
+        (f"loss, circuit only (target {circuit['target']:g})", lambda c: f"{c['loss']:.4f}"),
+        ("loss after logit calibration", lambda c: f"{c['calibrated_loss']:.4f}"),
+        ("accuracy, circuit only", lambda c: f"{c['accuracy']:.1%}"),
+    ]
+    for label, cell in rows:
+        summary.add_row(label, cell(circuit), *([cell(baseline)] if baseline else []))
+    caption = [f"full model loss {report['full_loss']:.4f}; everything ablated {report['empty_loss']:.4f}"]
+    if report.get("circuit_ablated_loss") is not None:
+        caption.append(f"circuit ablated {report['circuit_ablated_loss']:.4f}")
+    if report.get("size_ratio"):
+        caption.append(f"learned circuit {report['size_ratio']:.1f}x smaller than attribution's")
+    if report.get("files"):
+        caption.append(f"written to {report['files']}/circuit.{{json,dot,svg}}")
+    summary.caption = "; ".join(caption)
+    out = [summary]
+    if controls:
+        table = Table(title="controls", title_justify="left")
+        for column in ("control", "result", "verdict"):
+            table.add_column(column)
+        table.add_row("identity (no node ablated = plain model)", "logits equal", "[green]ok[/]")
+        nonsense = controls["nonsense"]
+        if nonsense:
+            flag = controls["nonsense_flag"]
+            table.add_row(
+                "nonsense task (shuffled answers)",
+                f"{nonsense['nodes']} nodes, loss {nonsense['loss']:.3f} ({'reached' if nonsense['reached'] else 'not reached'})",
+                "[red]flagged: about as small as the real circuit[/]" if flag else "[green]ok[/]",
+            )
+        random_run = controls["random_model"]
+        if random_run:
+            table.add_row(
+                "untrained model",
+                f"{random_run['nodes']} nodes, loss {random_run['loss']:.3f} ({'reached' if random_run['reached'] else 'not reached'})",
+                "[red]reached the target[/]" if random_run["reached"] else "[green]ok[/]",
+            )
+        removable = controls["removable"]
+        if removable:
+            shown = ", ".join(removable[:6]) + (", ..." if len(removable) > 6 else "")
+            result = f"{len(removable)} of {len(controls['minimality'])} nodes removable: {shown}"
+        else:
+            result = "no node removable"
+        table.add_row("minimality (drop one node)", result, "[yellow]not minimal[/]" if removable else "[green]ok[/]")
+        table.add_row(
+            "ablation agreement",
+            ", ".join(f"{k} {v:.3f}" for k, v in controls["ablation_agreement"].items()),
+            "",
+        )
+        out.append(table)
+    return out

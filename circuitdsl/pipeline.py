@@ -1,0 +1,275 @@
+"""Plans -> runtime: train or reuse a model, prune or reuse a circuit.
+
+Every stage first looks in the cache under its plan's content key, and builds
+only on a miss, under the entry's lock (a second run of the same spec waits,
+then reuses). This module imports the runtime and so torch: the CLI imports
+it only inside the commands that run models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Callable
+
+import attrs
+import torch
+
+from runtime.checkpoint import model_from_bytes, model_to_bytes, tensors_from_bytes, tensors_to_bytes
+from runtime.model import ModelConfig, SparseGPT
+from runtime.sparsity import measured_density
+from runtime.tokenizer import Tokenizer
+from runtime.train import TrainConfig, TrainResult, train
+
+from . import data
+from .cache import Cache
+from .plan import PrunePlan, TrainPlan
+
+WEIGHTS = "weights.safetensors"
+MEANS = "means.safetensors"
+
+Progress = Callable[[int, int, dict], None]
+
+
+class UsageError(Exception):
+    """A request that cannot be served as asked (no CUDA device, unknown block name)."""
+
+
+class TrainingFailed(Exception):
+    """Training ran but did not give a usable model (diverged or collapsed)."""
+
+    def __init__(self, message: str, result: TrainResult):
+        super().__init__(message)
+        self.result = result
+
+
+@attrs.frozen
+class TrainedModel:
+    plan: TrainPlan
+    model: SparseGPT
+    tokenizer: Tokenizer
+    record: dict
+    #: True when the weights came from the cache.
+    cached: bool
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when there is one; asking for CUDA without one is a usage error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but PyTorch sees no CUDA device here")
+    if name not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {name!r}; use cpu, cuda or auto")
+    return torch.device(name)
+
+
+def tokenizer_for(plan: TrainPlan) -> Tokenizer:
+    return Tokenizer(plan.vocab.all_tokens)
+
+
+def build_model(plan: TrainPlan, tokenizer: Tokenizer, seed: int | None = None) -> SparseGPT:
+    config = ModelConfig(vocab_size=len(tokenizer), **plan.model)
+    return SparseGPT(config, seed=plan.seed if seed is None else seed)
+
+
+def ensure_model(
+    plan: TrainPlan,
+    cache: Cache,
+    *,
+    device: torch.device = torch.device("cpu"),
+    progress: Progress | None = None,
+    retrain: bool = False,
+) -> TrainedModel:
+    """The trained model of ``plan``: from the cache, or trained now and cached."""
+    with cache.lock("models", plan.key):
+        entry = None if retrain else cache.read("models", plan.key)
+        if entry is not None:
+            model, tokenizer = model_from_bytes(entry.files[WEIGHTS], device)
+            return TrainedModel(plan, model, tokenizer, entry.record, cached=True)
+        trained = _train(plan, device, progress)
+        record = _record(plan, trained)
+        cache.write("models", plan.key, {WEIGHTS: model_to_bytes(trained[0], trained[1])}, record)
+        return TrainedModel(plan, trained[0], trained[1], record, cached=False)
+
+
+def _train(plan: TrainPlan, device: torch.device, progress: Progress | None):
+    tokenizer = tokenizer_for(plan)
+    context = plan.model["context"]
+    model = build_model(plan, tokenizer)
+    eval_set = data.eval_batch(plan.tasks, plan.eval_examples, seed=plan.seed, tokenizer=tokenizer, context=context)
+    batches = data.training_batches(
+        plan.tasks, plan.weights, batch_size=plan.batch, seed=plan.seed, tokenizer=tokenizer, context=context
+    )
+    config = TrainConfig(**plan.train)
+    result = train(model, config, batches, eval_set, device=device, progress=progress)
+    model.to("cpu").eval()
+    if result.stopped is not None:
+        raise TrainingFailed(f"training of `{plan.name}` stopped: {result.stopped}", result)
+    if result.collapsed:
+        names = ", ".join(f"`{t}` (loss {result.final[t].loss:.3f} ≈ chance {result.final[t].chance_loss:.3f})" for t in result.collapsed)
+        raise TrainingFailed(
+            f"training of `{plan.name}` collapsed to chance on {names}; a tiny model whose embeddings are "
+            "sparsified can do this: try sparsify_embeddings = false, a larger min_live, or more steps",
+            result,
+        )
+    return model, tokenizer, result
+
+
+def _record(plan: TrainPlan, trained) -> dict:
+    model, _, result = trained
+    metrics = {name: attrs.asdict(m) if attrs.has(type(m)) else vars(m) for name, m in result.final.items()}
+    densities = measured_density(model)
+    summary = ", ".join(f"{name} {m['accuracy']:.1%}" for name, m in metrics.items())
+    return {
+        "summary": f"{plan.name}: {summary}",
+        "plan": plan.describe(),
+        "metrics": metrics,
+        "curve": result.curve,
+        "seconds": result.seconds,
+        "tokens": result.tokens,
+        "density": densities,
+        "trained_at": time.time(),
+    }
+
+
+def ensure_means(trained: TrainedModel, cache: Cache, samples: int, seed: int) -> dict[str, torch.Tensor]:
+    """Mean activations over the training mixture, cached beside the model's weights."""
+    from runtime.ablation import mean_activations
+
+    name = f"means-{samples}-{seed}.safetensors"
+    with cache.lock("models", trained.plan.key):
+        entry = cache.read("models", trained.plan.key)
+        if entry is not None and name in entry.files:
+            return tensors_from_bytes(entry.files[name])
+        plan = trained.plan
+        batches = data.training_batches(
+            plan.tasks, plan.weights, batch_size=256, seed=seed, tokenizer=trained.tokenizer, context=plan.model["context"]
+        )
+        chunks = [next(batches) for _ in range(max(1, -(-samples // 256)))]
+        means = mean_activations(trained.model, chunks)
+        if entry is not None:
+            cache.add_files(entry, {name: tensors_to_bytes(means)})
+        return means
+
+
+# ---------------------------------------------------------------- pruning
+
+CIRCUIT = "circuit.json"
+SCORES = "scores.safetensors"
+
+
+@attrs.frozen
+class FoundCircuit:
+    plan: PrunePlan
+    #: ``runtime.circuit.Circuit`` of the chosen method.
+    circuit: object
+    #: Everything the prune found, JSON-ready: baseline, controls, trials, losses, times.
+    report: dict
+    cached: bool
+
+
+def prune_config(plan: PrunePlan):
+    from runtime.prune import PruneConfig
+
+    s = plan.settings
+    return PruneConfig(
+        target=s["target"],
+        ablation=s["ablation"],
+        method=s["method"],
+        baseline=s["baseline"],
+        trials=s["trials"],
+        steps=s["steps"],
+        batch=s["batch"],
+        seed=s["seed"],
+        controls=s["controls"],
+    )
+
+
+def ensure_circuit(
+    plan: PrunePlan,
+    trained: TrainedModel,
+    cache: Cache,
+    *,
+    progress: Callable[[str, int, int, dict], None] | None = None,
+    reprune: bool = False,
+) -> FoundCircuit:
+    """The circuit of ``plan``: from the cache, or pruned now and cached."""
+    from runtime.prune import prune
+
+    with cache.lock("circuits", plan.key):
+        entry = None if reprune else cache.read("circuits", plan.key)
+        if entry is not None:
+            report = json.loads(entry.files[CIRCUIT])
+            return FoundCircuit(plan, circuit_from_json(report["circuit"]), report, cached=True)
+        settings = plan.settings
+        means = ensure_means(trained, cache, settings["mean_samples"], seed=settings["seed"])
+        config = prune_config(plan)
+        context = trained.plan.model["context"]
+        batch, _ = data.task_batch(
+            plan.task, config.batch * 8 + config.eval_examples, seed=settings["seed"] + PRUNE_SEED_OFFSET,
+            tokenizer=trained.tokenizer, context=context,
+        )
+        mixture_stream = data.training_batches(
+            trained.plan.tasks, trained.plan.weights, batch_size=256, seed=settings["seed"] + PRUNE_SEED_OFFSET,
+            tokenizer=trained.tokenizer, context=context,
+        )
+        mixture = [next(mixture_stream) for _ in range(4)]
+        result = prune(trained.model, batch, means, config, mixture=mixture, progress=progress)
+        report = prune_report(plan, trained, result)
+        files = {CIRCUIT: json.dumps(report, indent=2).encode("utf-8")}
+        if result.mask_scores is not None:
+            files[SCORES] = tensors_to_bytes({f"mask/{k}": v for k, v in result.mask_scores.items()})
+        cache.write("circuits", plan.key, files, {"summary": _circuit_summary(plan, result), "model": trained.plan.key})
+        return FoundCircuit(plan, result.circuit, report, cached=False)
+
+
+#: Pruning draws its examples from a stream apart from training's and evaluation's.
+PRUNE_SEED_OFFSET = 1_000_003
+
+
+def _circuit_summary(plan: PrunePlan, result) -> str:
+    c = result.circuit
+    return f"{plan.name} ({plan.task.name}): {len(c.nodes)} nodes, {len(c.edges)} edges, loss {c.loss:.3f}"
+
+
+def prune_report(plan: PrunePlan, trained: TrainedModel, result) -> dict:
+    controls = result.controls
+    return {
+        "prune": plan.name,
+        "task": plan.task.name,
+        "key": plan.key,
+        "model_key": trained.plan.key,
+        "settings": plan.settings,
+        "circuit": result.circuit.to_json(),
+        "baseline": result.baseline.to_json() if result.baseline is not None else None,
+        "size_ratio": result.size_ratio,
+        "full_loss": result.full_loss,
+        "empty_loss": result.empty_loss,
+        "best": dataclasses.asdict(result.best) if result.best is not None else None,
+        "trials": [dataclasses.asdict(t) for t in result.trials],
+        "controls": dataclasses.asdict(controls) if controls is not None else None,
+        "seconds": result.seconds,
+    }
+
+
+def circuit_from_json(data: dict):
+    from runtime.circuit import Circuit, Edge
+
+    known = {"nodes", "edges", "method", "ablation", "target", "loss", "accuracy", "calibrated_loss"}
+    derived = {"reached", "node_count", "edge_count", "per_layer", "per_site", "roles", "logit_scale", "total_nodes"}
+    return Circuit(
+        nodes=tuple(data["nodes"]),
+        edges=tuple(Edge(e["src"], e["dst"], e["weight"], e["kind"]) for e in data["edges"]),
+        total_nodes=data["total_nodes"],
+        n_layer=len(data["per_layer"]),
+        method=data["method"],
+        ablation=data["ablation"],
+        target=data["target"],
+        loss=data["loss"],
+        accuracy=data["accuracy"],
+        calibrated_loss=data["calibrated_loss"],
+        scale=data["logit_scale"],
+        extra={k: v for k, v in data.items() if k not in known | derived},
+    )

@@ -1,0 +1,116 @@
+"""`circ train` and `circ cache`: trains once, reuses the cache, rebuilds a corrupt entry."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from circuitdsl.cli import app
+from circuitdsl.exitcodes import ExitCode
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+TINY = f"""
+import "{ROOT}/specs/tasks/quote_close.circ"
+vocab {{ chars = printable }}
+model m {{ layers = 1  d_model = 16  heads = 2  d_head = 8  d_mlp = 32  context = 40  density = 0.25 }}
+train t {{ model = m  tasks = quote_close  steps = 120  batch = 32  lr = 0.02  eval_examples = 64 }}
+"""
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture()
+def spec(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.circ"
+    path.write_text(TINY)
+    return path
+
+
+def train_json(spec: Path, cache: Path, *extra: str) -> dict:
+    result = run("train", str(spec), "--cache-dir", str(cache), "--json", *extra)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["models"][0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, dict]:
+    """One training run shared by the tests; each copies the cache before changing it."""
+    folder = tmp_path_factory.mktemp("trained")
+    path = folder / "tiny.circ"
+    path.write_text(TINY)
+    return folder / "cache", train_json(path, folder / "cache")
+
+
+@pytest.fixture()
+def cache(trained, tmp_path) -> Path:
+    copy = tmp_path / "cache"
+    shutil.copytree(trained[0], copy)
+    return copy
+
+
+def test_train_caches_and_the_second_run_reuses(spec, trained, cache):
+    first = trained[1]
+    second = train_json(spec, cache)
+    assert first["cached"] is False and second["cached"] is True
+    assert first["key"] == second["key"] and first["metrics"] == second["metrics"]
+    assert set(first["density"].values()) == {0.25}
+
+
+def test_a_truncated_weights_file_is_detected_and_retrained(spec, trained, cache):
+    first = trained[1]
+    first = dict(first, path=str(cache / "models" / first["key"]))
+    weights = Path(first["path"]) / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    result = run("train", str(spec), "--cache-dir", str(cache), "--json")
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)["models"][0]
+    assert again["cached"] is False, "a corrupt entry must be rebuilt, not reused"
+    assert "corrupt" in result.stderr and again["metrics"] == first["metrics"]
+
+
+def test_an_edited_spec_misses_the_cache(spec, tmp_path):
+    from circuitdsl.loader import load_program
+    from circuitdsl.plan import plan_training
+
+    def key(text: str) -> str:
+        spec.write_text(text)
+        program = load_program(spec)
+        return plan_training(program.tasks, program.vocab, program.trains["t"]).key
+
+    original = key(TINY)
+    assert key(TINY) == original
+    assert key(TINY.replace("steps = 120", "steps = 121")) != original
+
+
+def test_unknown_train_block_and_invalid_spec_exit_4(spec, tmp_path):
+    result = run("train", str(spec), "--train", "tt", "--cache-dir", str(tmp_path))
+    assert result.exit_code == ExitCode.INVALID_SPEC and "did you mean `t`" in result.stderr
+    bad = tmp_path / "bad.circ"
+    bad.write_text(TINY.replace("density = 0.25", "density = 0"))
+    result = run("train", str(bad), "--cache-dir", str(tmp_path))
+    assert result.exit_code == ExitCode.INVALID_SPEC and "tiny.circ" not in result.stderr
+
+
+def test_cuda_without_a_gpu_is_a_usage_error(spec, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run("train", str(spec), "--device", "cuda", "--cache-dir", str(tmp_path))
+    assert result.exit_code == ExitCode.INVALID_SPEC and "no CUDA device" in result.stderr
+
+
+def test_cache_ls_and_clear(trained, cache):
+    key = trained[1]["key"]
+    listed = json.loads(run("cache", "ls", "--cache-dir", str(cache), "--json").stdout)
+    assert [(e["kind"], e["key"], e["valid"]) for e in listed["entries"]] == [("models", key, True)]
+    assert run("cache", "clear", "--cache-dir", str(cache)).exit_code == 0
+    assert json.loads(run("cache", "ls", "--cache-dir", str(cache), "--json").stdout)["entries"] == []
