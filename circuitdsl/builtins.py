@@ -13,6 +13,11 @@ import attrs
 # are used (a `values:` generator gives every list item its own value).
 INT, FLOAT, STR, BOOL, LIST, ANY = "int", "float", "str", "bool", "list", "any"
 
+LOWERCASE = "abcdefghijklmnopqrstuvwxyz"
+DIGITS = "0123456789"
+#: Every character `code_line()` can write (a test holds the sampler to it).
+CODE_LINE_ALPHABET = LOWERCASE + DIGITS + "_ =+-*()[]{},.:!'\""
+
 
 @attrs.frozen
 class Param:
@@ -33,6 +38,9 @@ class Function:
     example: str
     #: The first parameter takes any number of positional arguments.
     variadic: bool = False
+    #: Characters the generator writes itself, besides its arguments' text; the
+    #: checker holds them to the vocab's `chars` (C0408).
+    alphabet: str = ""
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -59,6 +67,7 @@ GENERATORS: dict[str, Function] = {
             STR,
             "an integer drawn from a range, as decimal text",
             "value = int(0..99)",
+            alphabet=DIGITS,
         ),
         Function(
             "str",
@@ -73,6 +82,7 @@ GENERATORS: dict[str, Function] = {
             STR,
             "a lowercase Python identifier (letters, digits, `_`) that is not a keyword",
             "name = identifier(1..6)",
+            alphabet=LOWERCASE + DIGITS + "_",
         ),
         Function(
             "word",
@@ -80,6 +90,7 @@ GENERATORS: dict[str, Function] = {
             STR,
             "a lowercase word of letters a-z",
             "text = word(3..8)",
+            alphabet=LOWERCASE,
         ),
         Function(
             "nested_list",
@@ -93,6 +104,7 @@ GENERATORS: dict[str, Function] = {
             "Python list text whose innermost list at the end is `depth` deep;"
             " left open (no closing brackets) unless `open: false`",
             "body = nested_list(depth: 2, items: 1..4, values: int(0..9))",
+            alphabet="[], ",
         ),
         Function(
             "repeat",
@@ -107,6 +119,7 @@ GENERATORS: dict[str, Function] = {
             STR,
             "a plausible Python statement (assignment, call or print) to fill space",
             "filler = code_line()",
+            alphabet=CODE_LINE_ALPHABET,
         ),
     )
 }

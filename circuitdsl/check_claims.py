@@ -8,11 +8,9 @@ Whether a claim *holds* is for ``circ verify``.
 
 from __future__ import annotations
 
-import attrs
-
 from . import builtins as b
 from . import nodes as n
-from .check_task import TaskAnalysis, free_names
+from .check_task import TaskAnalysis, check_characters, free_names, variant_bindings
 from .program import ModelSpec, TaskSpec, VocabSpec
 from .reporter import Reporter
 from .settings import NotConstant, constant_number
@@ -332,18 +330,13 @@ class ClaimChecker:
             self.report.error(
                 "C0303", f"adversarial `{block.name}` predicts nothing", block.span, hint="add `expect accuracy drops by >= 0.2` or similar"
             )
-        # A variant's binding may use the variable it replaces: `prompt = "[" + prompt`
-        # reads the task's own prompt, so the base binding lives on under a hidden name.
-        merged = dict(base)
-        for name, binding in overrides.items():
-            if name in base and any(ref.id == name for ref in free_names(binding.value)):
-                hidden = f"{name}'base"
-                merged[hidden] = base[name]
-                binding = n.Binding(name, _rename(binding.value, name, hidden), span=binding.span, name_span=binding.name_span)
-            merged[name] = binding
+        merged = variant_bindings(base, overrides.values())
         analysis = TaskAnalysis(merged, self.vocab, self.report, f"adversarial `{block.name}`")
         if analysis.check():
             self._check_fits(analysis, merged, block)
+            if "prompt" in merged:
+                own = [binding.value for binding in overrides.values()]
+                check_characters(analysis, merged["prompt"].value, self.vocab, self.report, f"the prompt of adversarial `{block.name}`", own)
         extra = set(overrides)
         for expect in expects:
             self.outcome(expect.outcome, extra)
@@ -361,22 +354,3 @@ class ClaimChecker:
                 hint="shorten the variant or raise the model's `context`",
             )
 
-
-def _rename(e, old: str, new: str):
-    """``e`` with every reference to ``old`` pointing at ``new``."""
-    if isinstance(e, n.Name):
-        return n.Name(new, span=e.span) if e.id == old else e
-    if isinstance(e, n.Template):
-        return n.Template(tuple(_rename(p, old, new) if isinstance(p, n.Name) else p for p in e.parts), span=e.span)
-    if isinstance(e, tuple):
-        return tuple(_rename(x, old, new) for x in e)
-    if attrs.has(type(e)):
-        changes = {}
-        for field in attrs.fields(type(e)):
-            if field.name in ("span",) or not field.eq:
-                continue
-            value = getattr(e, field.name)
-            if attrs.has(type(value)) or isinstance(value, tuple):
-                changes[field.name] = _rename(value, old, new)
-        return attrs.evolve(e, **changes) if changes else e
-    return e

@@ -10,9 +10,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 
+import attrs
+
 from . import builtins as b
 from . import nodes as n
-from .program import VocabSpec
+from .program import PRINTABLE, VocabSpec
 from .reporter import Reporter
 from .settings import NotConstant, constant_number
 
@@ -21,6 +23,11 @@ MAX_ENUMERATION = 4096
 #: The longest a `code_line()` may be, in characters; the runtime keeps to it.
 CODE_LINE_MAX = 40
 _NUMERIC = (b.INT, b.FLOAT)
+#: Generator arguments with a floor above 0: (argument, least value, why).
+_AT_LEAST = {
+    "nested_list": ("depth", 1, "a list is at least one level deep"),
+    "identifier": ("length", 1, "an identifier has at least one character"),
+}
 
 
 def free_names(expr: n.Expr | None) -> list[n.Name]:
@@ -94,6 +101,44 @@ def evaluation_order(bindings: dict[str, n.Binding], report: Reporter, scope: st
     return order
 
 
+def variant_bindings(base: dict[str, n.Binding], overrides: Iterable[n.Binding]) -> dict[str, n.Binding]:
+    """A task's bindings with a variant's replacing (or adding to) them, as `adversarial` means it.
+
+    A variant's binding may use the variable it replaces: `prompt = "[" + prompt`
+    reads the task's own prompt, so the base binding lives on under a hidden
+    name (``prompt'base``, which no source text can spell).
+    """
+    merged = dict(base)
+    for binding in overrides:
+        name = binding.name
+        if name in base and any(ref.id == name for ref in free_names(binding.value)):
+            hidden = f"{name}'base"
+            merged[hidden] = base[name]
+            binding = n.Binding(name, _rename(binding.value, name, hidden), span=binding.span, name_span=binding.name_span)
+        merged[name] = binding
+    return merged
+
+
+def _rename(e, old: str, new: str):
+    """``e`` with every reference to ``old`` pointing at ``new``."""
+    if isinstance(e, n.Name):
+        return n.Name(new, span=e.span) if e.id == old else e
+    if isinstance(e, n.Template):
+        return n.Template(tuple(_rename(p, old, new) if isinstance(p, n.Name) else p for p in e.parts), span=e.span)
+    if isinstance(e, tuple):
+        return tuple(_rename(x, old, new) for x in e)
+    if attrs.has(type(e)):
+        changes = {}
+        for field in attrs.fields(type(e)):
+            if field.name in ("span",) or not field.eq:
+                continue
+            value = getattr(e, field.name)
+            if attrs.has(type(value)) or isinstance(value, tuple):
+                changes[field.name] = _rename(value, old, new)
+        return attrs.evolve(e, **changes) if changes else e
+    return e
+
+
 class TaskAnalysis:
     """Types, possible values and length bounds for one task's variables (or a variant of it)."""
 
@@ -104,6 +149,7 @@ class TaskAnalysis:
         self.scope = scope
         self.types: dict[str, str] = {}
         self._lengths: dict[str, int | None] = {}
+        self._chars_memo: dict[str, dict[str, n.Expr]] = {}
         #: Whether :meth:`check` found this task sound, so its lengths and answers can be trusted.
         self.ok = False
 
@@ -126,8 +172,62 @@ class TaskAnalysis:
             return False
         for name in order:
             self.types[name] = self.infer(self.bindings[name].value)
+        if self.report.raised == before:
+            for name in order:
+                self._check_draws(self.bindings[name].value)
         self.ok = self.report.raised == before
         return self.ok
+
+    # ------------------------------------------------------------ values that fail when drawn
+
+    def _check_draws(self, expr: n.Expr) -> None:
+        """Values a draw can reach that have no meaning: a range whose bounds cross, a zero
+        divisor, a list of depth 0, an empty identifier, weights that are all zero.
+
+        Decided like answers: per assignment of the choices and ranges involved,
+        so `n..3` with `n = 1..5` is reported with the value of `n` that empties it.
+        """
+        for e in _subexpressions(expr):
+            if isinstance(e, n.Range) and not _constant(e):
+                self._never(
+                    e, lambda env, e=e: self._pairs(e.low, e.high, env), lambda lh: lh[0] > lh[1], "C0402",
+                    lambda lh: f"this range can be empty: {lh[0]}..{lh[1]} has no values",
+                    "ranges include both ends and need the start first; keep the bounds from crossing",
+                )
+            elif isinstance(e, n.Binary) and e.op == "/":
+                self._never(e.right, None, lambda v: v == 0, "C0401", lambda v: "the divisor can be 0", "keep the divisor away from 0")
+            elif isinstance(e, n.Call) and e.func in b.GENERATORS:
+                args = _call_args(e)
+                least = _AT_LEAST.get(e.func)
+                if least and least[0] in args:
+                    name, low, why = least
+                    self._never(
+                        args[name], None, lambda v, low=low: isinstance(v, int) and v < low, "C0401",
+                        lambda v, name=name, low=low: f"`{name}` of `{e.func}` must be at least {low}, and can be {v}",
+                        why,
+                    )
+                weights = args.get("weights") if e.func == "choice" else None
+                if isinstance(weights, n.ListExpr) and weights.items:
+                    values = [self.values(item) for item in weights.items]
+                    if all(v is not None and v <= {0} for v in values):
+                        self.report.error("C0401", "the weights of `choice` are all zero", weights.span, hint="give some option a positive weight")
+
+    def _pairs(self, low: n.Expr, high: n.Expr, env) -> set | None:
+        lows, highs = self.values(low, env), self.values(high, env)
+        if lows is None or highs is None or len(lows) * len(highs) > MAX_ENUMERATION:
+            return None
+        return set(itertools.product(lows, highs))
+
+    def _never(self, e: n.Expr, values, bad, code: str, message, hint: str | None) -> None:
+        """Report ``e`` (with the assignment that does it) if some draw makes ``bad(value)`` true."""
+        if values is None:
+            values = lambda env: self.values(e, env)  # noqa: E731
+        for env in self.assignments(e) or ():
+            for value in values(env) or ():
+                if bad(value):
+                    when = ", ".join(f"{k} = {v!r}" for k, v in env.items())
+                    self.report.error(code, message(value), e.span, hint=hint, notes=[f"when {when}"] if when else [])
+                    return
 
     def infer(self, e: n.Expr) -> str:
         """The type of an expression; reports and returns ANY when it has none."""
@@ -338,7 +438,7 @@ class TaskAnalysis:
                         return None
                     out |= options
             return out
-        if isinstance(e, n.Call) and e.func == "str" and e.args:
+        if isinstance(e, n.Call) and e.func in ("str", "int") and e.args:
             inner = self._values(e.args[0].value, env)
             return None if inner is None else {_as_text(v) for v in inner}
         if isinstance(e, n.Template):
@@ -384,8 +484,8 @@ class TaskAnalysis:
             return None
         return {fn(combo) for combo in itertools.product(*sets)}
 
-    def answers(self, expr: n.Expr) -> list[tuple[object, dict[str, object]]] | None:
-        """Each possible answer with an assignment of the random variables that yields it.
+    def assignments(self, expr: n.Expr) -> list[dict[str, object]] | None:
+        """Every assignment of the random variables ``expr`` depends on; None if too many.
 
         Variables are enumerated at their roots (those bound straight to a
         `choice` or a range) and everything derived from them is recomputed,
@@ -407,22 +507,79 @@ class TaskAnalysis:
 
         collect(expr)
         domains = []
+        total = 1
         for root in roots:
             domain = self.values(self.bindings[root].value)
             if domain is None:
                 return None
             domains.append(sorted(domain, key=repr))
-        out = []
-        count = 0
-        for combo in itertools.product(*domains):
-            count += 1
-            if count > MAX_ENUMERATION:
+            total *= len(domain)
+            if total > MAX_ENUMERATION:
                 return None
-            env = dict(zip(roots, combo))
+        return [dict(zip(roots, combo)) for combo in itertools.product(*domains)]
+
+    def answers(self, expr: n.Expr) -> list[tuple[object, dict[str, object]]] | None:
+        """Each possible value of ``expr`` with an assignment of the random variables that yields it."""
+        out = []
+        for env in self.assignments(expr) or [None]:
+            if env is None:
+                return None
             results = self.values(expr, env)
             if results is None:
                 return None
             out.extend((r, env) for r in sorted(results, key=repr))
+        return out
+
+    # ------------------------------------------------------------ characters
+
+    def characters(self, e: n.Expr) -> dict[str, n.Expr]:
+        """Characters the text of ``e`` can contain, each with the expression that writes it.
+
+        Only characters known to be possible are listed (a value that cannot be
+        enumerated adds none), so anything listed can really occur.
+        """
+        try:
+            return self._chars(e)
+        except RecursionError:
+            return {}
+
+    def _chars(self, e) -> dict[str, n.Expr]:
+        if isinstance(e, n.Name):
+            if e.id not in self._chars_memo:
+                self._chars_memo[e.id] = {}  # guards against cycles
+                binding = self.bindings.get(e.id)
+                self._chars_memo[e.id] = {} if binding is None else self._chars(binding.value)
+            return self._chars_memo[e.id]
+        if isinstance(e, n.String):
+            return dict.fromkeys(e.value, e)
+        if isinstance(e, n.Template):
+            out: dict[str, n.Expr] = {}
+            for part in e.parts:
+                _merge(out, self._chars(part) if isinstance(part, n.Name) else dict.fromkeys(part, e))
+            return out
+        if isinstance(e, n.Binary) and e.op == "+":
+            return _merge(self._chars(e.left), self._chars(e.right))
+        if isinstance(e, n.IfElse):
+            return _merge(self._chars(e.then), self._chars(e.orelse))
+        if isinstance(e, n.Call) and e.func in b.GENERATORS and e.func not in ("str", "int"):
+            func = b.GENERATORS[e.func]
+            out = dict.fromkeys(func.alphabet, e)
+            args = _call_args(e)
+            if e.func == "choice":
+                for arg in e.args:
+                    if arg.name is None:
+                        _merge(out, self._chars(arg.value))
+            elif e.func == "nested_list":
+                _merge(out, self._chars(args["values"]) if "values" in args else dict.fromkeys(b.DIGITS, e))
+            elif e.func == "repeat":
+                for name in ("value", "sep"):
+                    if name in args:
+                        _merge(out, self._chars(args[name]))
+            return out
+        values = self.values(e)
+        out = {}
+        for value in values or ():
+            _merge(out, dict.fromkeys(_as_text(value), e))
         return out
 
     # ------------------------------------------------------------ lengths
@@ -460,6 +617,13 @@ class TaskAnalysis:
         if e is None:
             return default[1] if isinstance(default, tuple) else default
         values = self.values(e)
+        if values is None and isinstance(e, n.Range):
+            # Too many values to list (`1..100000`), but the top is still known.
+            try:
+                high = constant_number(e.high)
+            except NotConstant:
+                return None
+            return high if isinstance(high, int) else None
         if values is None or not all(isinstance(v, int) for v in values):
             return None
         return max(values)
@@ -502,6 +666,89 @@ class TaskAnalysis:
             per_level = 1 + items * value + 2 * items
             return depth * per_level + depth  # closing brackets when the list is closed
         return None
+
+
+def check_characters(
+    analysis: TaskAnalysis, prompt: n.Expr, vocab: VocabSpec, report: Reporter, what: str, within: Iterable[n.Expr] | None = None
+) -> None:
+    """Report the characters a prompt can contain that no token of the vocab covers (C0408).
+
+    With ``within`` (a variant's own bindings), only characters written inside
+    those are reported: the task's check has reported the rest already.
+    """
+    covered = set(vocab.chars).union(*vocab.tokens)
+    inside = None if within is None else {id(e) for expr in within for e in _subexpressions(expr)}
+    by_origin: dict[int, tuple[n.Expr, list[str]]] = {}
+    for char, origin in analysis.characters(prompt).items():
+        if char not in covered and (inside is None or id(origin) in inside):
+            by_origin.setdefault(id(origin), (origin, []))[1].append(char)
+    for origin, chars in by_origin.values():
+        shown = ", ".join(repr(c) for c in chars[:8]) + (f" and {len(chars) - 8} more" if len(chars) > 8 else "")
+        generated = isinstance(origin, n.Call)
+        report.error(
+            "C0408",
+            f"{what} can contain {shown}, which the vocab lacks"
+            + (f" (`{origin.func}` writes {'it' if len(chars) == 1 else 'them'})" if generated else ""),
+            origin.span,
+            hint="add "
+            + ("it" if len(chars) == 1 else "them")
+            + " to the vocab's `chars`"
+            + (", or use `chars = printable`" if set(chars) <= set(PRINTABLE) else ""),
+        )
+
+
+def _subexpressions(e):
+    """``e`` and every expression inside it, generator arguments included."""
+    stack = [e]
+    while stack:
+        e = stack.pop()
+        if e is None or isinstance(e, str):
+            continue
+        yield e
+        if isinstance(e, n.Template):
+            stack.extend(p for p in e.parts if isinstance(p, n.Name))
+        elif isinstance(e, n.ListExpr):
+            stack.extend(e.items)
+        elif isinstance(e, n.MapExpr):
+            stack.extend(entry.value for entry in e.entries)
+        elif isinstance(e, n.Call):
+            stack.extend(arg.value for arg in e.args)
+        elif isinstance(e, n.Unary):
+            stack.append(e.operand)
+        elif isinstance(e, n.Binary):
+            stack.extend((e.left, e.right))
+        elif isinstance(e, n.Range):
+            stack.extend((e.low, e.high))
+        elif isinstance(e, n.Percent):
+            stack.append(e.value)
+        elif isinstance(e, n.IfElse):
+            stack.extend((e.cond, e.then, e.orelse))
+
+
+def _constant(e: n.Range) -> bool:
+    try:
+        constant_number(e.low), constant_number(e.high)
+    except NotConstant:
+        return False
+    return True
+
+
+def _call_args(e: n.Call) -> dict[str, n.Expr]:
+    """A generator call's arguments by parameter name (choice's options are left out)."""
+    func = b.GENERATORS.get(e.func)
+    if func is None:
+        return {}
+    args: dict[str, n.Expr] = {}
+    if not func.variadic:
+        args.update(zip((p.name for p in func.params), (a.value for a in e.args if a.name is None)))
+    args.update({a.name: a.value for a in e.args if a.name is not None})
+    return args
+
+
+def _merge(into: dict, more: dict) -> dict:
+    for key, value in more.items():
+        into.setdefault(key, value)
+    return into
 
 
 def _token_count(text: str, vocab: VocabSpec) -> int:

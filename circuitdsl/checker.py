@@ -14,7 +14,7 @@ from . import nodes as n
 from . import schema
 from .builtins import TASK_FIELDS
 from .check_claims import ClaimChecker
-from .check_task import TaskAnalysis
+from .check_task import TaskAnalysis, check_characters
 from .diagnostics import CircError
 from .program import PRINTABLE, HypothesisSpec, ModelSpec, Program, PruneSpec, TaskSpec, TrainSpec, VocabSpec
 from .reporter import Reporter
@@ -160,6 +160,9 @@ class _Checker:
                             notes=[f"when {when}"] if when else [],
                         )
                         break
+        prompt = task.binding("prompt")
+        if prompt is not None:
+            check_characters(analysis, prompt.value, vocab, self.report, "the prompt")
 
     def model(self, name: str, values: dict[str, Any], block: n.SettingsBlock) -> ModelSpec | None:
         if INVALID in values.values():

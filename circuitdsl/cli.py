@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -181,6 +182,99 @@ def show(
 
     for renderable in render_program(program):
         stdout.print(renderable)
+
+
+# ---------------------------------------------------------------- sample
+
+
+@app.command()
+def sample(
+    file: Path = typer.Argument(..., help="The .circ file that defines the task.", show_default=False),
+    task_name: Optional[str] = typer.Option(None, "--task", "-t", help="The task to draw from (may be left out when the file has one)."),
+    adversarial: Optional[str] = typer.Option(None, "--adversarial", "-a", help="Draw from this adversarial variant of a hypothesis instead."),
+    count: int = typer.Option(10, "-n", "--count", min=1, help="How many examples."),
+    seed: int = typer.Option(0, "--seed", help="Same seed, same examples."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout instead of a table."),
+) -> None:
+    """Draw examples of a task, to see what a model will be trained on.
+
+    Each row shows the prompt split into the spec's tokens (whitespace drawn
+    as ␣ ↵ ⇥), the answer and its competitors, every latent variable, and the
+    side of the train/eval split the example falls on. Needs no PyTorch.
+
+    [bold]Example[/]: circ sample specs/bracket_depth.circ --task bracket_depth -n 5
+
+    Exit codes: 0 ok, 3 internal error, 4 invalid spec or usage (an unknown task).
+    """
+    from . import nodes as n
+    from .data import check_encodable, make_tokenizer
+    from .diagnostics import suggest
+    from .loader import load_program
+    from .sample_view import sample_document, sample_table
+    from .sampler import TaskSampler
+
+    def usage(message: str) -> typer.Exit:
+        # Not wrapped, so the line can be searched for as a whole.
+        stderr.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+        return typer.Exit(ExitCode.INVALID_SPEC)
+
+    try:
+        program = load_program(file)
+    except CircError as err:
+        print_error(err)
+        raise typer.Exit(ExitCode.INVALID_SPEC)
+    overrides, variant = (), None
+    if adversarial is not None:
+        variants = [
+            (hypothesis, claim)
+            for hypothesis in program.hypotheses.values()
+            for claim in hypothesis.claims
+            if isinstance(claim, n.Adversarial)
+        ]
+        found = [(h, c) for h, c in variants if c.name == adversarial]
+        if not found:
+            known = sorted({c.name for _, c in variants})
+            hint = suggest(adversarial, known) or ("known: " + ", ".join(f"`{k}`" for k in known) if known else f"{file} has no adversarial blocks")
+            raise usage(f"no adversarial block named `{adversarial}` in {file}; {hint}")
+        hypothesis, claim = found[0]
+        if task_name is not None and task_name != hypothesis.prune.task:
+            raise usage(f"adversarial `{adversarial}` is a variant of task `{hypothesis.prune.task}`, not `{task_name}`")
+        task_name = hypothesis.prune.task
+        overrides = tuple(b for b in claim.body if isinstance(b, n.Binding))
+        variant = f"{hypothesis.name}.{claim.name}"
+    if task_name is None:
+        if len(program.tasks) != 1:
+            known = ", ".join(f"`{t}`" for t in program.tasks) or "none"
+            raise usage(f"{file} defines {len(program.tasks)} tasks; choose one with --task ({known})")
+        task_name = next(iter(program.tasks))
+    if task_name not in program.tasks:
+        hint = suggest(task_name, program.tasks) or "known: " + (", ".join(f"`{t}`" for t in program.tasks) or "none")
+        raise usage(f"no task named `{task_name}` in {file}; {hint}")
+    try:
+        task = program.tasks[task_name]
+        sampler = TaskSampler(task, overrides, sources=program.sources)
+        rng = random.Random(f"sample:{task_name}:{seed}")
+        examples = [sampler.draw(rng) for _ in range(count)]
+        tokenizer = make_tokenizer(program.vocab)
+        check_encodable(examples, tokenizer, tasks=[task])
+    except CircError as err:
+        print_error(err)
+        raise typer.Exit(ExitCode.INVALID_SPEC)
+    except Exception as exc:  # noqa: BLE001 - the boundary turns crashes into exit 3
+        raise typer.Exit(_internal_error(exc))
+    if as_json:
+        from .serialize import SCHEMA_VERSION
+
+        document = {"schema_version": SCHEMA_VERSION, **sample_document(task_name, examples, tokenizer, seed=seed, variant=variant)}
+        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        raise typer.Exit(ExitCode.OK)
+    color = stdout.color_system is not None and not stdout.no_color
+    title = f"task {task_name}" + (f", variant {variant}" if variant else "") + f": {count} examples, seed {seed}"
+    stdout.print(sample_table(examples, sampler.latents, tokenizer, title=title, color=color))
+
+
+# The commands that run models live apart; importing them registers them on `app`.
+from . import cli_runtime  # noqa: E402,F401
 
 
 def main() -> None:

@@ -39,8 +39,8 @@ import attrs
 
 from runtime.tokenizer import TokenizeError, Tokenizer
 
-from . import nodes as n
 from .diagnostics import CircError, Diagnostic
+from .nodes import Binding
 from .program import Program, TaskSpec, TrainSpec, VocabSpec
 from .sampler import Example, TaskSampler
 
@@ -91,7 +91,7 @@ class SplitProbe:
 
 
 @functools.lru_cache(maxsize=256)
-def probe(task: TaskSpec, overrides: tuple[n.Binding, ...] = ()) -> SplitProbe:
+def probe(task: TaskSpec, overrides: tuple[Binding, ...] = ()) -> SplitProbe:
     """Draw a task with a fixed seed and count its distinct examples on each side."""
     sampler = TaskSampler(task, overrides)
     rng = random.Random(f"probe:{task.name}")
@@ -111,7 +111,7 @@ class SplitSampler:
     cannot be split, in which case draws come from all of its examples.
     """
 
-    def __init__(self, task: TaskSpec, side: str, overrides: Sequence[n.Binding] = ()):
+    def __init__(self, task: TaskSpec, side: str, overrides: Sequence[Binding] = ()):
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, not {side!r}")
         self.task = task
@@ -134,19 +134,20 @@ class SplitSampler:
         warnings.warn(message, SplitWarning, stacklevel=3)
 
     def draw(self, rng: random.Random) -> Example:
-        draw, side = self.sampler.draw, self.side
+        sampler, side = self.sampler, self.side
         if not self._split:
-            return draw(rng)
+            return sampler.draw(rng)
+        values = sampler.values
         for _ in range(MAX_REJECTIONS):
-            ex = draw(rng)
-            if split_of(ex.prompt, ex.answer) == side:
-                return ex
+            env = values(rng)
+            if split_of(env["prompt"], env["answer"]) == side:
+                return sampler.example(env)
         # The probe saw this side, but it is so rare that drawing it costs more than it is worth.
         self._give_up(
             f"task `{self.task.name}` drew {MAX_REJECTIONS} examples in a row that were not on the {side} "
             "side of the split: training and evaluation now draw from the same examples"
         )
-        return draw(rng)
+        return sampler.draw(rng)
 
 
 # ---------------------------------------------------------------- evaluation sets
@@ -174,7 +175,7 @@ def make_eval_set(
     tokenizer: Tokenizer | None = None,
     *,
     context: int | None = None,
-    overrides: Sequence[n.Binding] = (),
+    overrides: Sequence[Binding] = (),
 ) -> EvalSet:
     """``n`` examples from the eval side of ``task`` (or of a variant: ``overrides``).
 
@@ -191,7 +192,7 @@ def make_eval_sets(
     tokenizer: Tokenizer | None = None,
     *,
     context: int | None = None,
-    overrides: Sequence[n.Binding] = (),
+    overrides: Sequence[Binding] = (),
 ) -> EvalSet:
     """``n`` held-out examples of each task, in task order, as one set (``task_ids`` tell them apart)."""
     examples: list[Example] = []
@@ -214,7 +215,7 @@ def task_batch(
     seed: int | str,
     tokenizer: Tokenizer,
     context: int | None = None,
-    overrides: Sequence[n.Binding] = (),
+    overrides: Sequence[Binding] = (),
     side: str = "train",
 ) -> tuple[Batch, list[Example]]:
     """``n`` examples of one task from one side of its split, encoded, with the examples themselves.
@@ -266,11 +267,20 @@ def encode_examples(
             context=context,
         )
     except (TokenizeError, ValueError):
-        raise _encoding_error(examples, tokenizer, context, {t.name: t for t in tasks}) from None
+        check_encodable(examples, tokenizer, context=context, tasks=tasks)
+        raise
 
 
-def _encoding_error(examples, tokenizer: Tokenizer, context, tasks: dict[str, TaskSpec]) -> CircError:
-    """The first example that cannot be encoded, as a located diagnostic."""
+def check_encodable(
+    examples: Sequence[Example], tokenizer: Tokenizer, *, context: int | None = None, tasks: Sequence[TaskSpec] = ()
+) -> None:
+    """Raise :class:`CircError` for the first example the vocabulary cannot encode (or the context hold)."""
+    error = _encoding_error(examples, tokenizer, context, {t.name: t for t in tasks})
+    if error is not None:
+        raise error
+
+
+def _encoding_error(examples, tokenizer: Tokenizer, context, tasks: dict[str, TaskSpec]) -> CircError | None:
     for ex in examples:
         span = tasks[ex.task].span if ex.task in tasks else None
         where = f"task `{ex.task}` drew prompt {ex.prompt!r}"
@@ -285,7 +295,7 @@ def _encoding_error(examples, tokenizer: Tokenizer, context, tasks: dict[str, Ta
             return CircError(
                 [Diagnostic("C0405", f"{where}, {length} tokens: more than the context of {context} holds with the start token", span)]
             )
-    return CircError([Diagnostic("C0404", "examples that cannot be encoded", None)])
+    return None
 
 
 # ---------------------------------------------------------------- training mixtures

@@ -38,18 +38,47 @@ def _training_info(info: dict) -> str:
     return "  ".join(parts)
 
 
+class _LazyBar:
+    """A bar that appears on the first update: work answered from the cache shows nothing."""
+
+    def __init__(self, console: Console, label: str):
+        self.console, self.label = console, label
+        self.bar: Progress | None = None
+        self.task = None
+
+    def update(self, description: str, done: int, total: int, info: str) -> None:
+        if self.bar is None:
+            self.bar = _bar(self.console)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=None, info="")
+        self.bar.update(self.task, description=description, completed=done, total=total, info=info)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
 @contextmanager
 def training_progress(console: Console, label: str, quiet: bool = False) -> Iterator[Callback]:
     if quiet:
         yield lambda done, total, info: None
         return
-    with _bar(console) as bar:
-        task = bar.add_task(label, total=None, info="starting")
+    lazy = _LazyBar(console, label)
+    try:
+        yield lambda done, total, info: lazy.update(label, done, total, _training_info(info))
+    finally:
+        lazy.close()
 
-        def update(done: int, total: int, info: dict) -> None:
-            bar.update(task, completed=done, total=total, info=_training_info(info))
 
-        yield update
+def _scalars(info: dict) -> str:
+    # Stages report whatever they measured; only plain numbers fit on a bar.
+    parts = []
+    for key, value in info.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        parts.append(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}")
+    return "  ".join(parts)
 
 
 @contextmanager
@@ -58,11 +87,8 @@ def stage_progress(console: Console, label: str, quiet: bool = False) -> Iterato
     if quiet:
         yield lambda stage, done, total, info: None
         return
-    with _bar(console) as bar:
-        task = bar.add_task(label, total=None, info="")
-
-        def update(stage: str, done: int, total: int, info: dict) -> None:
-            detail = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
-            bar.update(task, description=f"{label}: {stage}", completed=done, total=total, info=detail)
-
-        yield update
+    lazy = _LazyBar(console, label)
+    try:
+        yield lambda stage, done, total, info: lazy.update(f"{label}: {stage}", done, total, _scalars(info))
+    finally:
+        lazy.close()

@@ -14,6 +14,7 @@ sees a pad and the attention mask is needed only to read results.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -105,15 +106,21 @@ def encode_batch(
         raise ValueError(
             f"prompt {prompts[worst]!r} is {longest - 1} tokens, more than the context of {context} allows"
         )
-    tokens = torch.full((len(rows), longest), PAD_ID, dtype=torch.long)
-    for i, row in enumerate(rows):
-        tokens[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    # Padded into one flat int64 buffer and wrapped once: a tensor per row, or
+    # torch.tensor on nested lists, costs more than tokenizing the whole batch.
+    flat = array("q")
+    for row in rows:
+        flat.extend(row)
+        flat.extend([PAD_ID] * (longest - len(row)))
+    tokens = _long_tensor(flat, len(rows), longest)
     competitors = competitors if competitors is not None else [()] * len(rows)
     width = max((len(c) for c in competitors), default=0) or 1
-    comp = torch.full((len(rows), width), -1, dtype=torch.long)
-    for i, row in enumerate(competitors):
-        for j, token in enumerate(row):
-            comp[i, j] = tokenizer.token_id(token)
+    token_id = tokenizer.token_id
+    comp = array("q")
+    for row in competitors:
+        comp.extend([token_id(t) for t in row])
+        comp.extend([-1] * (width - len(row)))
+    comp = _long_tensor(comp, len(rows), width)
     return Batch(
         tokens=tokens,
         lengths=torch.tensor([len(r) for r in rows], dtype=torch.long),
@@ -122,3 +129,10 @@ def encode_batch(
         task_ids=torch.tensor(task_ids if task_ids is not None else [0] * len(rows), dtype=torch.long),
         task_names=task_names,
     )
+
+
+def _long_tensor(buffer: array, rows: int, width: int) -> Tensor:
+    """A (rows, width) long tensor of an int64 array (which it keeps alive and owns from now on)."""
+    if not buffer:
+        return torch.empty((rows, width), dtype=torch.long)
+    return torch.frombuffer(buffer, dtype=torch.long).view(rows, width)

@@ -322,6 +322,55 @@ CASES = [
         hint="raise the model's `context` to at least 131",
     ),
     Case(
+        # The bounds cross only for some values of `n`: the note says which.
+        "tasks/range_empty_for_some_values",
+        'task t {\n    n = 1..5\n    m = int(n..3)\n    prompt = "x" + m\n    answer = "b"\n}\n',
+        "C0402", "this range can be empty: 4..3 has no values", 3, 13, hint="keep the bounds from crossing",
+    ),
+    Case(
+        "tasks/divisor_can_be_zero",
+        'task t {\n    n = 0..2\n    prompt = str(6 / n)\n    answer = "b"\n}\n',
+        "C0401", "the divisor can be 0", 3, 22, hint="keep the divisor away from 0",
+    ),
+    Case(
+        "tasks/nested_list_depth_zero",
+        'task t {\n    prompt = nested_list(depth: choice(0, 1))\n    answer = "]"\n}\n',
+        "C0401", "`depth` of `nested_list` must be at least 1, and can be 0", 2, 33, hint="at least one level deep",
+    ),
+    Case(
+        "tasks/identifier_can_be_empty",
+        'task t {\n    prompt = identifier(0..3)\n    answer = "b"\n}\n',
+        "C0401", "`length` of `identifier` must be at least 1, and can be 0", 2, 25, hint="at least one character",
+    ),
+    Case(
+        "tasks/choice_weights_all_zero",
+        'task t {\n    prompt = choice("a", "b", weights: [0, 0])\n    answer = "b"\n}\n',
+        "C0401", "the weights of `choice` are all zero", 2, 40, hint="positive weight",
+    ),
+    Case(
+        "tasks/prompt_char_outside_chars",
+        'vocab { chars = "ab =" }\ntask t {\n    prompt = "a = c"\n    answer = "b"\n}\n',
+        "C0408", "the prompt can contain 'c', which the vocab lacks", 3, 14, hint="add it to the vocab's `chars`",
+    ),
+    Case(
+        # A generator's characters count too: identifiers have digits and `_`.
+        "tasks/generator_writes_chars_outside_chars",
+        'vocab { chars = "abcdefghijklmnopqrstuvwxyz =" }\ntask t {\n    prompt = "a = " + word(2) + identifier(1..3)\n    answer = "b"\n}\n',
+        "C0408", "(`identifier` writes them)", 3, 33, hint="add them to the vocab's `chars`",
+    ),
+    Case(
+        "tasks/prompt_char_outside_printable",
+        'task t {\n    prompt = "caf\\u00e9"\n    answer = "b"\n}\n',
+        "C0408", "the prompt can contain 'é'", 2, 14,
+    ),
+    Case(
+        # Too many depths to enumerate, but the largest is still known.
+        "tasks/context_too_short_for_a_wide_range",
+        'task deep {\n    body = nested_list(depth: 1..100000)\n    prompt = "x = " + body\n    answer = "]"\n}\n'
+        "model m { context = 64 }\ntrain r { model = m tasks = deep }\n",
+        "C0405", "prompts of task `deep` can reach 1400004 tokens", 7, 21,
+    ),
+    Case(
         "tasks/negative_count",
         'task t { prompt = repeat("ab", -3) answer = "b" }\n',
         "C0401", "`count` of `repeat` must not be negative, found -3", 1, 32,
@@ -379,6 +428,17 @@ CASES = [
         "hypotheses/adversarial_without_expect",
         PRELUDE + 'hypothesis h on cut {\n    adversarial a {\n        prompt = "[["\n    }\n}\n',
         "C0303", "adversarial `a` predicts nothing", P + 2, 5, hint="add `expect",
+    ),
+    Case(
+        "hypotheses/variant_char_outside_vocab",
+        PRELUDE + 'hypothesis h on cut {\n    adversarial a {\n        prompt = "\\u2192" + prompt\n        expect accuracy >= 0.5\n    }\n}\n',
+        "C0408", "the prompt of adversarial `a` can contain '→'", P + 3, 18,
+    ),
+    Case(
+        "hypotheses/variant_range_empty_for_some_values",
+        PRELUDE + 'hypothesis h on cut {\n    adversarial a {\n        body = nested_list(depth: depth, items: depth..1)\n'
+        "        expect accuracy >= 0.5\n    }\n}\n",
+        "C0402", "this range can be empty: 2..1 has no values", P + 3, 49,
     ),
     Case(
         "hypotheses/unknown_node_kind",
