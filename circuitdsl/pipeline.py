@@ -89,9 +89,8 @@ def ensure_model(
             model, tokenizer = model_from_bytes(entry.files[WEIGHTS], device)
             return TrainedModel(plan, model, tokenizer, entry.record, cached=True)
         trained = _train(plan, device, progress)
-        record = _record(plan, trained)
-        cache.write("models", plan.key, {WEIGHTS: model_to_bytes(trained[0], trained[1])}, record)
-        return TrainedModel(plan, trained[0], trained[1], record, cached=False)
+        written = cache.write("models", plan.key, {WEIGHTS: model_to_bytes(trained[0], trained[1])}, _record(plan, trained))
+        return TrainedModel(plan, trained[0], trained[1], written.record, cached=False)
 
 
 def _train(plan: TrainPlan, device: torch.device, progress: Progress | None):
@@ -255,10 +254,9 @@ def prune_report(plan: PrunePlan, trained: TrainedModel, result) -> dict:
 
 
 def circuit_from_json(data: dict):
+    """The inverse of ``Circuit.to_json`` for the fields a Circuit holds (the rest is derived)."""
     from runtime.circuit import Circuit, Edge
 
-    known = {"nodes", "edges", "method", "ablation", "target", "loss", "accuracy", "calibrated_loss"}
-    derived = {"reached", "node_count", "edge_count", "per_layer", "per_site", "roles", "logit_scale", "total_nodes"}
     return Circuit(
         nodes=tuple(data["nodes"]),
         edges=tuple(Edge(e["src"], e["dst"], e["weight"], e["kind"]) for e in data["edges"]),
@@ -271,5 +269,4 @@ def circuit_from_json(data: dict):
         accuracy=data["accuracy"],
         calibrated_loss=data["calibrated_loss"],
         scale=data["logit_scale"],
-        extra={k: v for k, v in data.items() if k not in known | derived},
     )
