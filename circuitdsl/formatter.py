@@ -315,6 +315,17 @@ def _run_widths(lines: list[_Line]) -> list[int]:
     return widths
 
 
+def format_statement(stmt) -> str:
+    """One statement as a single line of canonical text, as reports quote a claim.
+
+    A block (an ``adversarial`` variant) is shown by its header only.
+    """
+    if isinstance(stmt, (n.SettingsBlock, n.HypothesisBlock, n.Adversarial)):
+        return _header(stmt) + " { ... }"
+    line = _statement(stmt)
+    return line.head + line.name + line.text
+
+
 def format_module(module: n.Module) -> str:
     """The canonical text of ``module``, comments included."""
     writer = _Writer(module.comments)

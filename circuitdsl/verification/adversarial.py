@@ -1,0 +1,173 @@
+"""Adversarial variants: sample the changed task, run the full (unpruned) model on it.
+
+A block's bindings override the task's (``runtime`` never sees them: the
+sampler draws the variant). Each ``expect`` is one verdict.
+
+**Sweeps.** A binding whose value is a range (``pad = 0..8``) is swept: the
+variant is sampled once per whole number of the range with the variable
+fixed to it (several swept variables: every combination), and each
+expectation is measured at each value. An expectation's ``when`` selects
+samples at each value; a value where no sample satisfies it is not covered
+(``depth = 1..2`` with ``when depth == 1`` measures at 1 only). The
+expectation holds when it holds at every covered value: FAIL if it fails at
+any, INCONCLUSIVE if undecided at any (or no value is covered), else PASS.
+The verdict reports the deciding value (the first failure, else the first
+undecided, else the one closest to its bound) and the whole curve.
+
+**Changes.** ``drops by``/``rises by`` compare with fresh samples of the
+unchanged task, restricted by the same ``when`` when the task has every
+variable it names (otherwise the whole task is the reference).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from torch import Tensor
+
+from runtime.probe import Readout
+
+from .. import nodes as n
+from ..formatter import format_expr, format_statement
+from ..program import HypothesisSpec
+from ..settings import NotConstant, constant_number
+from .arm import Arm
+from .conditions import draw_when, evaluate, names_in
+from .errors import NoSamples, VerifyError
+from .outcomes import Decision, bound_of, independent, metric_text, metric_values, summary, threshold_text
+from .verdict import FAIL, INCONCLUSIVE, PASS, Verdict, interval_of
+
+
+def sweep_points(bindings: list[n.Binding]) -> tuple[list[str], list[tuple[n.Binding, ...]], list[dict]]:
+    """The swept variables, then for each point its override bindings and its coordinates."""
+    fixed = [b for b in bindings if not isinstance(b.value, n.Range)]
+    swept = [b for b in bindings if isinstance(b.value, n.Range)]
+    axes = []
+    for binding in swept:
+        try:
+            low, high = constant_number(binding.value.low), constant_number(binding.value.high)
+        except NotConstant as err:
+            raise VerifyError(f"the swept range of `{binding.name}` must be constant: {err.message}") from None
+        if low != int(low) or high != int(high):
+            raise VerifyError(f"the swept range of `{binding.name}` must have whole-number ends")
+        axes.append([(binding.name, v) for v in range(int(low), int(high) + 1)])
+    points, coords = [], []
+    for combo in itertools.product(*axes):
+        points.append(tuple(fixed) + tuple(n.Binding(name, n.Number(v)) for name, v in combo))
+        coords.append(dict(combo))
+    return [b.name for b in swept], points, coords
+
+
+def adversarial_verdicts(block: n.Adversarial, arm: Arm, hyp: HypothesisSpec, index: int) -> list[Verdict]:
+    bindings = [item for item in block.body if isinstance(item, n.Binding)]
+    try:
+        variant: _Variant | VerifyError = _Variant(arm, hyp, f"{arm.ctx.seed}:claim{index}", bindings)
+    except VerifyError as err:
+        variant = err  # every expect reports it, so both arms give one verdict per expect
+    verdicts = []
+    for expect in (item for item in block.body if isinstance(item, n.Expect)):
+        outcome = expect.outcome
+        claim = f"adversarial {block.name}: " + format_statement(expect)
+        try:
+            if isinstance(variant, VerifyError):
+                raise variant
+            verdicts.append(variant.verdict(claim, outcome))
+        except VerifyError as err:
+            verdicts.append(
+                Verdict(claim, "adversarial", None, threshold_text(outcome), INCONCLUSIVE, None, {"problem": str(err)})
+            )
+    return verdicts
+
+
+class _Variant:
+    """One adversarial block on one arm: its sweep points, and their samples (drawn once, shared by expects)."""
+
+    def __init__(self, arm: Arm, hyp: HypothesisSpec, seed: str, bindings: list[n.Binding]):
+        self.arm, self.hyp, self.seed, self.bindings = arm, hyp, seed, bindings
+        self.swept, self.points, self.coords = sweep_points(bindings)
+        self.latents = set(arm.ctx.task.latents)
+        self._readouts: dict[tuple[str, str], Readout] = {}
+
+    def values(self, which: str, overrides, when: n.Expr | None, metric: n.Metric) -> Tensor:
+        """Per-sample metric values on the task (``which`` = "base") or one sweep point, where ``when`` holds."""
+        ctx = self.arm.ctx
+        key = (which, format_expr(when) if when is not None else "")
+        if key not in self._readouts:
+            seed = f"{self.seed}:{which}:{key[1]}"
+            samples = draw_when(when, ctx.task, self.hyp.samples, seed, ctx.tokenizer, ctx.context, overrides)
+            self._readouts[key] = self.arm.readout(samples)
+        return metric_values(metric, self._readouts[key], ctx.tokenizer)
+
+    def verdict(self, claim: str, outcome: n.Outcome) -> Verdict:
+        confidence = self.hyp.confidence
+        reference = None
+        if outcome.change is not None:
+            task_has_all = outcome.when is not None and names_in(outcome.when) - {"token"} <= self.latents
+            reference = self.values("base", (), outcome.when if task_has_all else None, outcome.metric)
+        curve: list[dict] = []
+        not_covered: list = []
+        decisions: list[Decision] = []
+        for point, (overrides, coord) in enumerate(zip(self.points, self.coords)):
+            x = _x(coord, self.swept)
+            when = self._when_at(outcome.when, coord)
+            if when is False:
+                not_covered.append(x)
+                continue
+            try:
+                values = self.values(f"variant{point}", overrides, when, outcome.metric)
+            except NoSamples:
+                if when is None:
+                    raise
+                not_covered.append(x)
+                continue
+            decision = independent(outcome, reference, values, confidence)
+            decisions.append(decision)
+            metric = summary(values, confidence)
+            curve.append({"x": x, **decision.point(), "metric": metric["value"]})
+        if not decisions:
+            raise NoSamples(f"`when {format_expr(outcome.when)}` holds on no sample of any swept value")
+        statuses = [d.status for d in decisions]
+        status = FAIL if FAIL in statuses else INCONCLUSIVE if INCONCLUSIVE in statuses else PASS
+        deciding = _deciding(decisions, status, bound_of(outcome))
+        est, point = decisions[deciding].estimate, curve[deciding]
+        evidence: dict = {"variant": {b.name: format_expr(b.value) for b in self.bindings}, "samples": est.n}
+        said = f"{metric_text(outcome.metric)} {point['metric']:.3f} on the variant"
+        if reference is not None:
+            evidence["unchanged_task"] = summary(reference, confidence)
+            said += f", {evidence['unchanged_task']['value']:.3f} on the task"
+        if self.swept:
+            evidence["swept"] = self.swept
+            evidence["curve"] = curve
+            if not_covered:
+                evidence["not_covered"] = not_covered
+            said += f" (at {', '.join(self.swept)} = {point['x']}, of {len(curve)} value(s) measured)"
+        else:
+            evidence["variant_metric"] = point["metric"]
+        evidence["summary"] = said
+        return Verdict(
+            claim=claim,
+            kind="adversarial",
+            measured=est.value,
+            threshold=threshold_text(outcome),
+            status=status,
+            interval=interval_of(est.low, est.high),
+            evidence=evidence,
+        )
+
+    def _when_at(self, when: n.Expr | None, coord: dict) -> n.Expr | None | bool:
+        """``when`` at one sweep point: decided already (False: skip the point; None: no filter) when it
+        names only swept variables, else the condition to draw by."""
+        if when is None or not coord or not names_in(when) <= set(coord):
+            return when
+        return None if evaluate(when, coord) else False
+
+
+def _x(coord: dict, swept: list[str]):
+    return coord[swept[0]] if len(swept) == 1 else (dict(coord) if coord else None)
+
+
+def _deciding(decisions: list[Decision], status: str, bound: float) -> int:
+    """The index of the point that decides: the first with the verdict's status, or for a PASS the closest call."""
+    if status != PASS:
+        return next(i for i, d in enumerate(decisions) if d.status == status)
+    return min(range(len(decisions)), key=lambda i: abs(decisions[i].estimate.value - bound))

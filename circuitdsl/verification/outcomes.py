@@ -1,0 +1,111 @@
+"""Outcomes: what a metric measures per sample, and how a predicted change is decided.
+
+Per sample, a metric is one number; its mean over samples is the outcome:
+
+    accuracy   1 if the argmax is the answer, else 0
+    loss       -log p(answer)
+    margin     answer logit - best competitor logit (best other token without competitors)
+    p("t")     the probability of token t
+    rate("t")  1 if the argmax is token t, else 0
+
+Without ``drops by``/``rises by`` the bound is on that mean (a share's interval
+is Wilson's, a mean's Student's t). With them, it is on the change from a
+reference: ``drops`` is reference - measured, ``rises`` measured - reference.
+Ablations and interventions change the model on the *same* samples, so the
+change is paired (the t interval of per-sample differences); an adversarial
+variant is compared with independent samples of the task (Newcombe for
+shares, Welch for means).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from runtime.probe import Readout
+from runtime.stats import Estimate, independent_difference, mean_interval, share_or_mean
+from runtime.tokenizer import Tokenizer
+
+from .. import nodes as n
+from ..formatter import format_expr
+from ..settings import constant_number
+from .errors import VerifyError
+from .verdict import compare, status_of
+
+
+def metric_values(metric: n.Metric, readout: Readout, tokenizer: Tokenizer) -> Tensor:
+    """(B,) float64: the metric of each sample."""
+    if metric.name == "accuracy":
+        values = readout.correct.double()
+    elif metric.name == "loss":
+        values = -readout.answer_logprob.double()
+    elif metric.name == "margin":
+        values = readout.margin.double()
+    elif metric.name in ("p", "rate"):
+        token = metric.args[0].value
+        if not isinstance(token, n.String):
+            raise VerifyError(f"`{metric.name}` takes a token written as a string")
+        token_id = tokenizer.token_id(token.value)
+        values = readout.prob(token_id).double() if metric.name == "p" else (readout.argmax == token_id).double()
+    else:
+        raise VerifyError(f"unknown metric `{metric.name}`")
+    return values
+
+
+def metric_text(metric: n.Metric) -> str:
+    """``accuracy``, ``p("]]")``: the metric as written."""
+    if metric.args is None:
+        return metric.name
+    return f"{metric.name}({', '.join(format_expr(a.value) for a in metric.args)})"
+
+
+def bound_of(outcome: n.Outcome) -> float:
+    return float(constant_number(outcome.bound))
+
+
+def threshold_text(outcome: n.Outcome) -> str:
+    change = f"{outcome.change} by " if outcome.change else ""
+    return f"{change}{outcome.op} {format_expr(outcome.bound)}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    estimate: Estimate
+    status: str
+
+    def point(self) -> dict:
+        e = self.estimate
+        return {"value": e.value, "lo": e.low, "hi": e.high, "n": e.n, "status": self.status}
+
+
+def decide(outcome: n.Outcome, estimate: Estimate) -> Decision:
+    return Decision(estimate, status_of(compare(estimate.low, estimate.high, outcome.op, bound_of(outcome))))
+
+
+def paired(outcome: n.Outcome, reference: Tensor, measured: Tensor, confidence: float) -> Decision:
+    """The outcome on ``measured``; a change is against ``reference`` on the same samples."""
+    if measured.numel() == 0:
+        raise VerifyError("no sample to measure the outcome on")
+    if outcome.change is None:
+        return decide(outcome, share_or_mean(measured, confidence))
+    diff = reference - measured if outcome.change == "drops" else measured - reference
+    return decide(outcome, mean_interval(diff, confidence))
+
+
+def independent(outcome: n.Outcome, reference: Tensor | None, measured: Tensor, confidence: float) -> Decision:
+    """The outcome on ``measured``; a change is against independent ``reference`` samples."""
+    if measured.numel() == 0:
+        raise VerifyError("no sample to measure the outcome on")
+    if outcome.change is None:
+        return decide(outcome, share_or_mean(measured, confidence))
+    if reference is None or reference.numel() == 0:
+        raise VerifyError("no sample of the unchanged task to compare with")
+    if outcome.change == "drops":
+        return decide(outcome, independent_difference(reference, measured, confidence))
+    return decide(outcome, independent_difference(measured, reference, confidence))
+
+
+def summary(values: Tensor, confidence: float) -> dict:
+    e = share_or_mean(values, confidence)
+    return {"value": e.value, "lo": e.low, "hi": e.high, "n": e.n}

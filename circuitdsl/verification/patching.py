@@ -1,0 +1,195 @@
+"""Ablation and intervention claims: change some nodes, run the same samples again.
+
+**ablate** replaces activations at every position, by ``runtime.ablation``:
+
+    circuit      the circuit's nodes; everything else runs as trained
+    complement   every node of every site that is not in the circuit
+    ROLE, ...    the nodes bound to the roles (a head: all its q, k and v channels)
+
+with the claim's kind (``with``), else the prune block's ``ablation``.
+
+**intervene** sets a role's nodes to a value at one position: the ``at:``
+position of ``mean(act | condition, at: ...)`` (the answer position by
+default, and for a number). The mean is each node's own, over fresh task
+samples and the positions where the condition holds, measured on the model
+being intervened on. The intervention is run only on samples where its
+``when`` holds.
+
+Both are measured on ``samples`` fresh task samples on which the outcome's
+``when`` (and the intervention's) holds; ``drops by``/``rises by`` compare
+with the unchanged model on the same samples.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from runtime.ablation import ablation_hooks
+from runtime.nodes import parse_node, sites
+from runtime.probe import positions
+
+from .. import nodes as n
+from ..formatter import format_expr, format_statement
+from ..program import HypothesisSpec
+from ..settings import NotConstant, constant_number
+from .arm import Arm
+from .conditions import draw_when, position_mask
+from .errors import VerifyError
+from .outcomes import metric_text, metric_values, paired, summary, threshold_text
+from .roles import RoleBinding
+from .samples import Samples, draw
+from .statistics import offset_of
+from .verdict import Verdict, interval_of
+
+
+def _columns(nodes: tuple[str, ...]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for node in nodes:
+        ref = parse_node(node)
+        out.setdefault(ref.site, []).append(ref.index)
+    return out
+
+
+def _role_nodes(names: tuple[str, ...], roles: dict[str, RoleBinding], config) -> tuple[str, ...]:
+    nodes: list[str] = []
+    for name in names:
+        binding = roles[name]
+        if not binding.bound:
+            raise VerifyError(f"role `{name}` picks out no node, so there is nothing to change")
+        nodes.extend(binding.nodes(config))
+    return tuple(dict.fromkeys(nodes))
+
+
+def _widths(config) -> dict[str, int]:
+    return {site.name: site.width for site in sites(config)}
+
+
+def _both(a: n.Expr | None, b: n.Expr | None) -> n.Expr | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return n.Binary("and", a, b)
+
+
+def _keep_masks(targets: tuple[str, ...], arm: Arm, roles: dict[str, RoleBinding]) -> tuple[dict[str, torch.Tensor], int]:
+    """Per-site keep masks for an ablation's targets (False = ablated), and how many nodes they ablate."""
+    widths = _widths(arm.model.config)
+    circuit = _columns(arm.ctx.circuit_nodes)
+    if targets == ("complement",):
+        keep = {site: torch.zeros(width, dtype=torch.bool) for site, width in widths.items()}
+        for site, idx in circuit.items():
+            keep[site][idx] = True
+        return keep, sum(widths.values()) - len(arm.ctx.circuit_nodes)
+    nodes = arm.ctx.circuit_nodes if targets == ("circuit",) else _role_nodes(targets, roles, arm.model.config)
+    keep = {}
+    for site, idx in _columns(nodes).items():
+        keep[site] = torch.ones(widths[site], dtype=torch.bool)
+        keep[site][idx] = False
+    return keep, len(nodes)
+
+
+def ablate_verdict(claim: n.AblateClaim, arm: Arm, roles: dict[str, RoleBinding], hyp: HypothesisSpec, index: int) -> Verdict:
+    ctx = arm.ctx
+    kind = claim.ablation or ctx.default_ablation
+    keep, changed = _keep_masks(claim.targets, arm, roles)
+    seed = f"{ctx.seed}:claim{index}"
+    samples = draw_when(claim.outcome.when, ctx.task, hyp.samples, seed, ctx.tokenizer, ctx.context)
+    base = arm.readout(samples)
+    ablated = arm.readout(samples, arm.ablation(keep, kind, hyp.samples, seed))
+    ref = metric_values(claim.outcome.metric, base, ctx.tokenizer)
+    new = metric_values(claim.outcome.metric, ablated, ctx.tokenizer)
+    decision = paired(claim.outcome, ref, new, hyp.confidence)
+    est = decision.estimate
+    return Verdict(
+        claim=format_statement(claim),
+        kind="ablate",
+        measured=est.value,
+        threshold=threshold_text(claim.outcome),
+        status=decision.status,
+        interval=interval_of(est.low, est.high),
+        evidence={
+            "ablation": kind,
+            "targets": list(claim.targets),
+            "nodes_ablated": changed,
+            "samples": len(samples),
+            "unablated": summary(ref, hyp.confidence),
+            "ablated": summary(new, hyp.confidence),
+            "summary": f"{metric_text(claim.outcome.metric)} {float(ref.mean()):.3f} -> {float(new.mean()):.3f} "
+            f"with {changed} node(s) {kind}-ablated, on {len(samples)} samples",
+        },
+    )
+
+
+def intervene_verdict(claim: n.InterveneClaim, arm: Arm, roles: dict[str, RoleBinding], hyp: HypothesisSpec, index: int) -> Verdict:
+    ctx, config = arm.ctx, arm.model.config
+    if claim.role not in roles:
+        raise VerifyError(f"no role `{claim.role}`")
+    nodes = _role_nodes((claim.role,), roles, config)
+    seed = f"{ctx.seed}:claim{index}"
+    values, offset = _target_values(claim.value, nodes, arm, hyp, seed)
+    samples = draw_when(_both(claim.when, claim.outcome.when), ctx.task, hyp.samples, seed, ctx.tokenizer, ctx.context)
+    widths = _widths(config)
+    patch, columns = {}, {}
+    for site, idx in _columns(nodes).items():
+        vector = torch.zeros(widths[site])
+        vector[idx] = torch.tensor([values[f"{site}[{i}]"] for i in idx])
+        patch[site] = vector.to(arm.device)
+        columns[site] = torch.zeros(widths[site], dtype=torch.bool)
+        columns[site][idx] = True
+
+    def hooks(chunk, rows):
+        at = positions(chunk, offset)[:, :, None]  # (B, T, 1): where the nodes are set
+        keep = {site: ~(at & cols).to(arm.device) for site, cols in columns.items()}
+        return ablation_hooks(arm.model, keep, "mean", patch)
+
+    base = arm.readout(samples)
+    patched = arm.readout(samples, hooks)
+    ref = metric_values(claim.outcome.metric, base, ctx.tokenizer)
+    new = metric_values(claim.outcome.metric, patched, ctx.tokenizer)
+    decision = paired(claim.outcome, ref, new, hyp.confidence)
+    est = decision.estimate
+    shown = dict(list(values.items())[:16])
+    return Verdict(
+        claim=format_statement(claim),
+        kind="intervene",
+        measured=est.value,
+        threshold=threshold_text(claim.outcome),
+        status=decision.status,
+        interval=interval_of(est.low, est.high),
+        evidence={
+            "nodes": list(nodes),
+            "values": shown,
+            "position": "answer" if offset == 0 else f"answer{offset}",
+            "samples": len(samples),
+            "unchanged": summary(ref, hyp.confidence),
+            "intervened": summary(new, hyp.confidence),
+            "summary": f"{metric_text(claim.outcome.metric)} {float(ref.mean()):.3f} -> {float(new.mean()):.3f} "
+            f"with {len(nodes)} node(s) set, on {len(samples)} samples",
+        },
+    )
+
+
+def _target_values(value: n.Expr, nodes: tuple[str, ...], arm: Arm, hyp: HypothesisSpec, seed: str) -> tuple[dict[str, float], int]:
+    """Each node's value to set, and the position (an offset from the answer) to set it at."""
+    try:
+        number = float(constant_number(value))
+        return {node: number for node in nodes}, 0
+    except NotConstant:
+        pass
+    if not (isinstance(value, n.Call) and value.func == "mean"):
+        raise VerifyError(f"an intervention sets `mean(act | condition)` or a number, not `{format_expr(value)}`")
+    ctx = arm.ctx
+    pool: Samples = draw(ctx.task, hyp.samples, f"{seed}:value", ctx.tokenizer, ctx.context)
+    given = next((a.given for a in value.args if a.name is None), None)
+    offset = offset_of(value, [given])
+    rows = position_mask(given, pool, positions(pool.batch, offset))
+    if not rows.any():
+        raise VerifyError(f"`{format_expr(value)}`: the condition holds at no position of {len(pool)} samples")
+    columns = _columns(nodes)
+    acts = arm.record(pool, {site: torch.tensor(idx) for site, idx in columns.items()})
+    values = {}
+    for site, idx in columns.items():
+        means = acts[site][rows].double().mean(0)  # (N, T, k)[rows] -> (k,)
+        for k, i in enumerate(idx):
+            values[f"{site}[{i}]"] = float(means[k])
+    # A token-conditioned mean has no one position; the patch then goes where the answer is read.
+    return values, 0 if offset is None else offset

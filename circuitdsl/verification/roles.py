@@ -1,0 +1,324 @@
+"""Roles: which circuit units each role picks out.
+
+A role's *candidates* are the circuit's units of its kind in its layers (a
+head is a candidate when any of its q/k/v channels is in the circuit). A
+candidate is *bound* when its ``where`` predicate is true, *unsure* when it
+may be (some comparison has its bound inside a confidence interval), and out
+otherwise. Predicates are evaluated in Kleene's three-valued logic:
+
+* a comparison is true when it holds over the whole confidence interval of
+  each statistic, false when it fails over all of it, unknown in between;
+* a relation to role R is true when it holds for a unit bound to R, unknown
+  when only for an unsure one, false otherwise (``runtime.relations``).
+
+Roles that relate to each other in a cycle are solved together as the
+greatest fixpoint: every role starts with all its candidates and loses those
+whose predicate fails, until nothing changes. If negation makes the
+iteration oscillate, those roles bind nothing and say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from runtime.nodes import parse_node
+from runtime.relations import head_channels, heads_of, parse_head
+
+from .. import builtins as b
+from .. import nodes as n
+from ..formatter import format_expr
+from ..settings import NotConstant, constant_number
+from .arm import Arm
+from .conditions import layers_of
+from .errors import VerifyError
+from .samples import Samples
+from .statistics import Statistics, unit_activations
+from .verdict import compare, kleene_and, kleene_not, kleene_or
+
+#: Sites each role kind binds nodes of (heads are built from q/k/v).
+KIND_SITES = {
+    ("resid", "channel"): ("attn.resid_in", "attn.resid_delta", "mlp.resid_in", "mlp.resid_delta"),
+    ("mlp", "neuron"): ("mlp.post_act",),
+    ("q", "channel"): ("attn.q",),
+    ("k", "channel"): ("attn.k",),
+    ("v", "channel"): ("attn.v",),
+}
+#: Roles in a cycle get this many rounds to settle.
+MAX_ROUNDS = 32
+_COMPARISONS = ("<", "<=", ">", ">=", "==", "!=", "in")
+
+
+@dataclass
+class RoleBinding:
+    decl: n.RoleDecl
+    candidates: tuple[str, ...]
+    bound: tuple[str, ...] = ()
+    unsure: tuple[str, ...] = ()
+    #: unit -> the result of each part of the predicate for it.
+    parts: dict[str, list[dict]] = field(default_factory=dict)
+    #: Why the role could not be decided, when it could not (a measurement error, an unsettled cycle).
+    problem: str | None = None
+
+    def nodes(self, config) -> tuple[str, ...]:
+        """The nodes to ablate or patch for the bound units: a head is all its q/k/v channels."""
+        out: list[str] = []
+        for unit in self.bound:
+            out.extend(head_channels(unit, config) if parse_head(unit) else (unit,))
+        return tuple(dict.fromkeys(out))
+
+    def evidence(self, closest: int = 5) -> dict:
+        out: dict = {
+            "role": self.decl.name,
+            "nodes": list(self.bound),
+            "unsure": list(self.unsure),
+            "candidates": len(self.candidates),
+            "bound": [{"node": u, "parts": self.parts.get(u, [])} for u in self.bound],
+        }
+        if self.problem:
+            out["problem"] = self.problem
+        if self.bound:
+            out["summary"] = f"binds {', '.join(self.bound)}"
+        else:
+            out["closest"] = self.closest(closest)
+            near = out["closest"][0] if out["closest"] else None
+            out["summary"] = "binds nothing" + (
+                f" of {len(self.candidates)} candidate(s); closest {near['node']} fails {'; '.join(near['failed'])}"
+                if near
+                else ": the circuit has no unit of this kind in these layers"
+            )
+            if self.unsure:
+                out["summary"] += f"; unsure: {', '.join(self.unsure)}"
+        return out
+
+    def closest(self, k: int) -> list[dict]:
+        """The candidates that come nearest: most predicate parts satisfied, then fewest failed."""
+
+        def score(unit: str):
+            parts = self.parts.get(unit, [])
+            held = sum(p["result"] == "holds" for p in parts)
+            failed = sum(p["result"] == "fails" for p in parts)
+            return (-held, failed)
+
+        ranked = sorted(self.candidates, key=score)[:k]
+        return [
+            {
+                "node": unit,
+                "satisfied": sum(p["result"] == "holds" for p in self.parts.get(unit, [])),
+                "of": len(self.parts.get(unit, [])),
+                "failed": [p["part"] for p in self.parts.get(unit, []) if p["result"] != "holds"],
+                "parts": self.parts.get(unit, []),
+            }
+            for unit in ranked
+        ]
+
+
+def unit_layer(unit: str) -> int:
+    head = parse_head(unit)
+    return head[0] if head else parse_node(unit).layer
+
+
+def candidates(decl: n.RoleDecl, circuit_nodes: tuple[str, ...], config) -> tuple[str, ...]:
+    layers = layers_of(decl.layer)
+    if decl.kind == ("attn", "head"):
+        units = sorted(heads_of(circuit_nodes, config), key=lambda h: parse_head(h))
+    elif decl.kind in KIND_SITES:
+        sites = KIND_SITES[decl.kind]
+        units = [name for name in circuit_nodes if parse_node(name).kind in sites]
+    else:
+        raise VerifyError(f"unknown node kind `{' '.join(decl.kind)}`")
+    return tuple(u for u in units if layers is None or unit_layer(u) in layers)
+
+
+def relation_targets(expr: n.Expr | None) -> set[str]:
+    """The roles a predicate relates to."""
+    found: set[str] = set()
+
+    def walk(e):
+        if isinstance(e, n.Call) and e.func in b.RELATIONS:
+            positional = [a.value for a in e.args if a.name is None]
+            if positional and isinstance(positional[0], n.Name):
+                found.add(positional[0].id)
+        elif isinstance(e, n.Binary):
+            walk(e.left)
+            walk(e.right)
+        elif isinstance(e, n.Unary):
+            walk(e.operand)
+
+    walk(expr)
+    return found
+
+
+def has_statistics(expr: n.Expr | None) -> bool:
+    if isinstance(expr, n.Call):
+        return expr.func in b.STATISTICS
+    if isinstance(expr, n.Binary):
+        return has_statistics(expr.left) or has_statistics(expr.right) or (
+            isinstance(expr.right, n.Range) and (has_statistics(expr.right.low) or has_statistics(expr.right.high))
+        )
+    if isinstance(expr, n.Unary):
+        return has_statistics(expr.operand)
+    return False
+
+
+class RoleSolver:
+    """Binds every role of a hypothesis on one arm."""
+
+    def __init__(self, roles: tuple[n.RoleDecl, ...], arm: Arm, samples: Samples | None, confidence: float):
+        self.arm = arm
+        self.config = arm.model.config
+        self.decls = {r.name: r for r in roles}
+        self.bindings = {r.name: RoleBinding(r, candidates(r, arm.ctx.circuit_nodes, self.config)) for r in roles}
+        self.stats = self._statistics(samples, confidence)
+
+    def _statistics(self, samples: Samples | None, confidence: float) -> Statistics | None:
+        wanted = [b_ for b_ in self.bindings.values() if has_statistics(b_.decl.where)]
+        if not wanted or samples is None:
+            return None
+        units = {u for b_ in wanted for u in b_.candidates}
+        nodes = set()
+        for unit in units:
+            nodes.update(self.arm.wiring.nodes(unit))
+        columns: dict[str, list[int]] = {}
+        for node in sorted(nodes):
+            ref = parse_node(node)
+            columns.setdefault(ref.site, []).append(ref.index)
+        recorded_sites = self.arm.record(samples, {s: torch.tensor(i) for s, i in columns.items()})
+        recorded = {}
+        for site, idx in columns.items():
+            for k, i in enumerate(idx):
+                recorded[f"{site}[{i}]"] = recorded_sites[site][..., k]
+        acts = {u: unit_activations(u, recorded, self.arm.wiring.heads) for u in units}
+        return Statistics(samples, acts, confidence)
+
+    # ------------------------------------------------------------ solving
+
+    def solve(self) -> dict[str, RoleBinding]:
+        done: set[str] = set()
+        pending = list(self.bindings)
+        while pending:
+            ready = [r for r in pending if relation_targets(self.decls[r].where) - {r} <= done]
+            if not ready:
+                self._fixpoint(pending)
+                break
+            for name in ready:
+                self._bind(name)
+                done.add(name)
+            pending = [r for r in pending if r not in done]
+        return self.bindings
+
+    def _fixpoint(self, names: list[str]) -> None:
+        for name in names:
+            b_ = self.bindings[name]
+            b_.bound, b_.unsure = b_.candidates, ()
+        for _ in range(MAX_ROUNDS):
+            before = {name: (self.bindings[name].bound, self.bindings[name].unsure) for name in names}
+            for name in names:
+                self._bind(name)
+            if all((self.bindings[name].bound, self.bindings[name].unsure) == before[name] for name in names):
+                return
+        for name in names:
+            b_ = self.bindings[name]
+            b_.unsure, b_.bound = tuple(dict.fromkeys(b_.bound + b_.unsure)), ()
+            b_.problem = f"roles {', '.join(names)} relate to each other in a cycle that does not settle"
+
+    def _bind(self, name: str) -> None:
+        binding = self.bindings[name]
+        where = binding.decl.where
+        bound, unsure = [], []
+        for unit in binding.candidates:
+            parts: list[dict] = []
+            try:
+                result = True if where is None else self._eval(where, unit, parts)
+            except VerifyError as err:
+                binding.problem = str(err)
+                result = None
+            binding.parts[unit] = parts
+            if result is True:
+                bound.append(unit)
+            elif result is None:
+                unsure.append(unit)
+        binding.bound, binding.unsure = tuple(bound), tuple(unsure)
+
+    # ------------------------------------------------------------ predicates
+
+    def _eval(self, e: n.Expr, unit: str, parts: list[dict]) -> bool | None:
+        if isinstance(e, n.Binary) and e.op == "and":
+            # Both sides are always evaluated, so every part is reported for the closest candidates.
+            left, right = self._eval(e.left, unit, parts), self._eval(e.right, unit, parts)
+            return kleene_and(left, right)
+        if isinstance(e, n.Binary) and e.op == "or":
+            left, right = self._eval(e.left, unit, parts), self._eval(e.right, unit, parts)
+            return kleene_or(left, right)
+        if isinstance(e, n.Unary) and e.op == "not":
+            return kleene_not(self._eval(e.operand, unit, parts))
+        if isinstance(e, n.Binary) and e.op in _COMPARISONS:
+            return self._comparison(e, unit, parts)
+        if isinstance(e, n.Call) and e.func in b.RELATIONS:
+            return self._relation(e, unit, parts)
+        raise VerifyError(f"`{format_expr(e)}` is not a predicate")
+
+    def _measure(self, e: n.Expr, unit: str, values: dict) -> tuple[float, float]:
+        if isinstance(e, n.Call) and e.func in b.STATISTICS:
+            if self.stats is None:
+                raise VerifyError("no samples were drawn to measure statistics on")
+            est = self.stats.estimate(e, unit)
+            values[format_expr(e)] = {"value": est.value, "lo": est.low, "hi": est.high, "n": est.n}
+            return est.low, est.high
+        if isinstance(e, n.Name) and e.id == "layer":
+            layer = float(unit_layer(unit))
+            return layer, layer
+        try:
+            value = float(constant_number(e))
+        except NotConstant:
+            raise VerifyError(f"`{format_expr(e)}` cannot be measured") from None
+        return value, value
+
+    def _comparison(self, e: n.Binary, unit: str, parts: list[dict]) -> bool | None:
+        values: dict = {}
+        low, high = self._measure(e.left, unit, values)
+        if e.op == "in":
+            if not isinstance(e.right, n.Range):
+                raise VerifyError("`in` in a predicate takes a range: `mean(act) in 0..2`")
+            lo_low, lo_high = self._measure(e.right.low, unit, values)
+            hi_low, hi_high = self._measure(e.right.high, unit, values)
+            result = kleene_and(compare(low, high, ">=", lo_low, lo_high), compare(low, high, "<=", hi_low, hi_high))
+        else:
+            b_low, b_high = self._measure(e.right, unit, values)
+            result = compare(low, high, e.op, b_low, b_high)
+        parts.append({"part": format_expr(e), "result": _word(result), "values": values})
+        return result
+
+    def _relation(self, e: n.Call, unit: str, parts: list[dict]) -> bool | None:
+        target = next(a.value.id for a in e.args if a.name is None)
+        as_arg = e.keyword("as")
+        as_ = as_arg.id if isinstance(as_arg, n.Name) else None
+        other = self.bindings.get(target)
+        if other is None:
+            raise VerifyError(f"no role `{target}`")
+        wiring = self.arm.wiring
+        test = {
+            "reads": lambda x, y: wiring.reads(x, y, as_),
+            "writes": wiring.writes,
+            "written_by": lambda x, y: wiring.writes(y, x),
+            "edge_to": wiring.edge,
+            "edge_from": lambda x, y: wiring.edge(y, x),
+            "path_to": wiring.path,
+            "path_from": lambda x, y: wiring.path(y, x),
+        }[e.func]
+        witness = next((y for y in other.bound if test(unit, y)), None)
+        if witness is not None:
+            result: bool | None = True
+        else:
+            witness = next((y for y in other.unsure if test(unit, y)), None)
+            result = None if witness is not None else False
+        part = {"part": format_expr(e), "result": _word(result)}
+        if witness is not None:
+            part["with"] = witness
+        parts.append(part)
+        return result
+
+
+def _word(result: bool | None) -> str:
+    return "holds" if result is True else "fails" if result is False else "unsure"

@@ -1,0 +1,49 @@
+"""Size claims: counted on the circuit, exactly, so they need no samples and no interval.
+
+A node is in layer L when its site is; an edge is in layer L when its source
+node is (a residual edge from layer 0 to layer 1 counts in layer 0).
+"""
+
+from __future__ import annotations
+
+from runtime.nodes import parse_node
+
+from .. import nodes as n
+from ..formatter import format_expr, format_statement
+from ..settings import constant_number
+from .arm import VerifyContext
+from .conditions import layers_of
+from .verdict import Verdict, compare, status_of
+
+NOT_APPLICABLE = "not applicable: a size claim depends only on the circuit, which the control shares"
+
+
+def size_verdict(claim: n.SizeClaim, ctx: VerifyContext) -> Verdict:
+    layers = layers_of(claim.layer)
+    if claim.metric == "nodes":
+        counted = [parse_node(name).layer for name in ctx.circuit_nodes]
+    else:
+        counted = [parse_node(src).layer for src, _, _ in ctx.circuit_edges]
+    per_layer: dict[int, int] = {}
+    for layer in counted:
+        per_layer[layer] = per_layer.get(layer, 0) + 1
+    count = sum(c for layer, c in per_layer.items() if layers is None or layer in layers)
+    bound = float(constant_number(claim.bound))
+    return Verdict(
+        claim=format_statement(claim),
+        kind="size",
+        measured=float(count),
+        threshold=f"{claim.op} {format_expr(claim.bound)}",
+        status=status_of(compare(count, count, claim.op, bound)),
+        interval=None,
+        evidence={
+            "count": count,
+            "per_layer": {str(layer): per_layer[layer] for layer in sorted(per_layer)},
+            "layers": sorted(layers) if layers is not None else "all",
+            "control": NOT_APPLICABLE,
+            "summary": f"{count} {claim.metric}"
+            + (f" in layer(s) {', '.join(map(str, sorted(layers)))}" if layers is not None else "")
+            + f" (per layer: {', '.join(f'{k}: {v}' for k, v in sorted(per_layer.items())) or 'none'})",
+        },
+        vacuous=False,
+    )
