@@ -36,7 +36,7 @@ def load_or_exit(file: Path):
 
 
 def usage_exit(message: str) -> typer.Exit:
-    stderr.print(f"[bold red]error:[/] {message}")
+    stderr.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(ExitCode.INVALID_SPEC)
 
 
@@ -410,7 +410,8 @@ def verify(
         documents, html_parts, failed = [], [], False
         quiet = quiet or as_json
         for file, program in programs:
-            names = pick("hypothesis", hypothesis, program.hypotheses, file)
+            pool = program.hypotheses if hypothesis else own_hypotheses(program, file) or program.hypotheses
+            names = pick("hypothesis", hypothesis, pool, file)
             try:
                 with training_progress(stderr, "train", quiet) as train_cb, stage_progress(stderr, "prune", quiet) as prune_cb:
                     runs = verify_program(
@@ -453,6 +454,14 @@ def verify(
     except Exception as exc:  # noqa: BLE001 - the boundary turns crashes into exit 3
         raise typer.Exit(_internal_error(exc))
     raise typer.Exit(ExitCode.FAILED if failed else ExitCode.OK)
+
+
+def own_hypotheses(program, file: Path) -> dict:
+    """The hypotheses ``file`` itself declares: those of files it imports are verified there."""
+    here = file.resolve()
+    return {
+        name: hyp for name, hyp in program.hypotheses.items() if hyp.span is None or Path(hyp.span.path).resolve() == here
+    }
 
 
 def _role_labels(run) -> dict[str, str]:

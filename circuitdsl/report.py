@@ -1,0 +1,259 @@
+"""Verification results -> what people and machines read: rich tables, JSON, a self-contained HTML page.
+
+The HTML report embeds everything (circuit picture, curves as inline SVG,
+tables) so it opens from a CI artifact with no network and no CDN.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import Sequence
+
+from rich.table import Table
+from rich.text import Text
+
+from .run_verify import FAIL, INCONCLUSIVE, PASS, ClaimResult, HypothesisRun, run_record
+from .serialize import SCHEMA_VERSION
+
+STYLE = {PASS: "bold green", FAIL: "bold red", INCONCLUSIVE: "bold yellow"}
+
+
+def fmt_number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e6):
+        return str(int(value))
+    return f"{value:.3f}" if abs(value) >= 1e-3 else f"{value:.2e}"
+
+
+def fmt_interval(interval) -> str:
+    if not interval:
+        return ""
+    lo, hi = interval
+    return f"[{fmt_number(lo)}, {fmt_number(hi)}]"
+
+
+def status_text(claim: ClaimResult) -> Text:
+    text = Text(claim.status, style=STYLE[claim.status])
+    if claim.vacuous:
+        text.append(" vacuous", style="yellow")
+    return text
+
+
+def hypothesis_table(run: HypothesisRun) -> Table:
+    hyp = run.hypothesis
+    seeds = len(run.runs)
+    table = Table(
+        title=f"hypothesis `{hyp.name}` on `{hyp.prune.name}` (task `{hyp.prune.task}`)",
+        title_justify="left",
+        show_lines=False,
+    )
+    table.add_column("claim", overflow="fold", max_width=60)
+    table.add_column("measured", justify="right")
+    table.add_column("interval", justify="right")
+    table.add_column("threshold", justify="right")
+    table.add_column("verdict")
+    if seeds > 1:
+        table.add_column("seeds held", justify="right")
+    for claim in run.claims:
+        v = claim.verdict
+        row = [v.claim, fmt_number(v.measured), fmt_interval(v.interval), v.threshold, status_text(claim)]
+        if seeds > 1:
+            row.append(f"{claim.held}/{claim.seeds}")
+        table.add_row(*row)
+    first = run.runs[0]
+    circuit = first.found.circuit
+    table.caption = (
+        f"circuit: {len(circuit.nodes)} nodes, {len(circuit.edges)} edges, loss {circuit.loss:.3f} "
+        f"(target {circuit.target:g}); model {first.trained.plan.key[:10]}"
+        f"{' (cached)' if first.trained.cached else ''}, circuit {first.found.plan.key[:10]}"
+        f"{' (cached)' if first.found.cached else ''}"
+    )
+    return table
+
+
+def evidence_lines(run: HypothesisRun) -> list[Text]:
+    """The evidence behind each claim that has some: role bindings, curves, failed candidates."""
+    lines = []
+    for claim in run.claims:
+        evidence = claim.verdict.evidence or {}
+        note = evidence.get("summary")
+        if note:
+            lines.append(Text.assemble((f"  {claim.verdict.claim}: ", "dim"), str(note)))
+        curve = evidence.get("curve")
+        if curve:
+            points = ", ".join(f"{p['x']}: {fmt_number(p['value'])}" for p in curve)
+            lines.append(Text.assemble(("    curve ", "dim"), points))
+        if claim.vacuous:
+            control = evidence.get("control")
+            lines.append(Text(f"    also holds on the untrained control model ({control}): says nothing about training", style="yellow"))
+    return lines
+
+
+def to_json(program, runs: Sequence[HypothesisRun], picture_paths: dict[str, str]) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "file": program.path,
+        "ok": not any(r.refuted for r in runs),
+        "hypotheses": [
+            {
+                "name": r.hypothesis.name,
+                "prune": r.hypothesis.prune.name,
+                "task": r.hypothesis.prune.task,
+                "refuted": r.refuted,
+                "circuit": r.runs[0].found.report["circuit"],
+                "controls": r.runs[0].found.report.get("controls"),
+                "picture": picture_paths.get(r.hypothesis.name),
+                "claims": [
+                    {
+                        "claim": c.verdict.claim,
+                        "kind": c.verdict.kind,
+                        "measured": c.verdict.measured,
+                        "interval": list(c.verdict.interval) if c.verdict.interval else None,
+                        "threshold": c.verdict.threshold,
+                        "status": c.status,
+                        "vacuous": c.vacuous,
+                        "seeds_held": c.held,
+                        "seeds": c.seeds,
+                        "evidence": c.verdict.evidence,
+                        "per_seed": [
+                            {"seed": s.seed, "status": s.verdicts[i].status, "measured": s.verdicts[i].measured}
+                            for s in r.runs
+                        ],
+                    }
+                    for i, c in enumerate(r.claims)
+                ],
+                "record": run_record(program, r),
+            }
+            for r in runs
+        ],
+    }
+
+
+# ---------------------------------------------------------------- HTML
+
+_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 1em 0; } td, th { padding: 4px 10px; border-bottom: 1px solid #eee; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code, .claim { font-family: ui-monospace, monospace; font-size: 13px; }
+.PASS { color: #0a7d28; font-weight: bold; } .FAIL { color: #c0152b; font-weight: bold; } .INCONCLUSIVE { color: #a66b00; font-weight: bold; }
+.vacuous { color: #a66b00; } .picture { overflow-x: auto; border: 1px solid #ddd; padding: 8px; }
+.curves { display: flex; flex-wrap: wrap; gap: 16px; }
+"""
+
+
+def to_html(program, runs: Sequence[HypothesisRun]) -> str:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>circ verify: {escape(program.path)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>circ verify <code>{escape(program.path)}</code></h1>",
+    ]
+    for run in runs:
+        parts.append(_hypothesis_html(program, run))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _hypothesis_html(program, run: HypothesisRun) -> str:
+    hyp, first = run.hypothesis, run.runs[0]
+    verdict = "refuted" if run.refuted else "holds"
+    out = [f"<h2>hypothesis <code>{escape(hyp.name)}</code>: <span class='{FAIL if run.refuted else PASS}'>{verdict}</span></h2>"]
+    out.append("<table><tr><th>claim</th><th>measured</th><th>interval</th><th>threshold</th><th>verdict</th><th>seeds held</th></tr>")
+    for claim in run.claims:
+        v = claim.verdict
+        vac = " <span class='vacuous'>vacuous</span>" if claim.vacuous else ""
+        out.append(
+            f"<tr><td class='claim'>{escape(v.claim)}</td><td class='num'>{fmt_number(v.measured)}</td>"
+            f"<td class='num'>{fmt_interval(v.interval)}</td><td class='num'>{escape(v.threshold)}</td>"
+            f"<td class='{claim.status}'>{claim.status}{vac}</td><td class='num'>{claim.held}/{claim.seeds}</td></tr>"
+        )
+    out.append("</table>")
+    roles = _roles(run)
+    if roles:
+        out.append("<h3>role bindings</h3><table><tr><th>role</th><th>nodes</th></tr>")
+        for role, nodes in roles.items():
+            out.append(f"<tr><td><code>{escape(role)}</code></td><td><code>{escape(', '.join(nodes))}</code></td></tr>")
+        out.append("</table>")
+    labels = {node: role for role, nodes in roles.items() for node in nodes}
+    out.append(f"<h3>circuit ({len(first.found.circuit.nodes)} nodes, {len(first.found.circuit.edges)} edges)</h3>")
+    out.append(f"<div class='picture'>{first.found.circuit.to_svg(labels)}</div>")
+    curves = [(c.verdict.claim, c.verdict.evidence["curve"]) for c in run.claims if (c.verdict.evidence or {}).get("curve")]
+    if curves:
+        out.append("<h3>adversarial curves</h3><div class='curves'>")
+        out.extend(curve_svg(title, points) for title, points in curves)
+        out.append("</div>")
+    out.append(_controls_html(first.found.report))
+    return "\n".join(out)
+
+
+def _roles(run: HypothesisRun) -> dict[str, list[str]]:
+    roles = {}
+    for claim in run.claims:
+        evidence = claim.verdict.evidence or {}
+        if claim.verdict.kind == "role" and evidence.get("role"):
+            roles[evidence["role"]] = list(evidence.get("nodes") or [])
+    return roles
+
+
+def _controls_html(report: dict) -> str:
+    controls = report.get("controls")
+    if not controls:
+        return ""
+    rows = ["<h3>pruning controls</h3><table><tr><th>control</th><th>result</th></tr>"]
+    nonsense, random_run = controls.get("nonsense"), controls.get("random_model")
+    if nonsense:
+        flag = " (flagged: about as small as the real circuit)" if controls.get("nonsense_flag") else ""
+        rows.append(f"<tr><td>nonsense task</td><td>{nonsense['nodes']} nodes, loss {nonsense['loss']:.3f}{flag}</td></tr>")
+    if random_run:
+        rows.append(f"<tr><td>untrained model</td><td>{random_run['nodes']} nodes, loss {random_run['loss']:.3f}, "
+                    f"{'reached' if random_run['reached'] else 'did not reach'} the target</td></tr>")
+    removable = controls.get("removable") or []
+    rows.append(f"<tr><td>minimality</td><td>{len(removable)} removable node(s) {escape(', '.join(removable))}</td></tr>")
+    agreement = ", ".join(f"{k} {v:.3f}" for k, v in (controls.get("ablation_agreement") or {}).items())
+    rows.append(f"<tr><td>circuit loss by ablation</td><td>{agreement}</td></tr></table>")
+    return "\n".join(rows)
+
+
+def curve_svg(title: str, points: list[dict], width: int = 420, height: int = 240) -> str:
+    """A line chart of an adversarial curve with its interval band, as inline SVG."""
+    xs = [float(p["x"]) for p in points]
+    ys = [float(p["value"]) for p in points]
+    los = [float(p.get("lo", p["value"])) for p in points]
+    his = [float(p.get("hi", p["value"])) for p in points]
+    left, right, top, bottom = 48, 12, 28, 36
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(min(los), 0.0), max(max(his), 1.0) if max(his) <= 1 else max(his)
+    if math.isclose(y0, y1):
+        y1 = y0 + 1
+
+    def px(x):
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def py(y):
+        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
+
+    band = " ".join(f"{px(x):.1f},{py(h):.1f}" for x, h in zip(xs, his))
+    band += " " + " ".join(f"{px(x):.1f},{py(lo):.1f}" for x, lo in reversed(list(zip(xs, los))))
+    line = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs, ys))
+    ticks = "".join(
+        f"<text x='{px(x):.1f}' y='{height - bottom + 14}' font-size='10' text-anchor='middle'>{fmt_number(x)}</text>" for x in xs
+    )
+    yticks = "".join(
+        f"<text x='{left - 4}' y='{py(y) + 3:.1f}' font-size='10' text-anchor='end'>{fmt_number(y)}</text>"
+        f"<line x1='{left}' x2='{width - right}' y1='{py(y):.1f}' y2='{py(y):.1f}' stroke='#eee'/>"
+        for y in (y0, (y0 + y1) / 2, y1)
+    )
+    dots = "".join(f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='3' fill='#1f5fbf'/>" for x, y in zip(xs, ys))
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img'>"
+        f"<text x='{left}' y='16' font-size='11' font-family='monospace'>{escape(title[:70])}</text>{yticks}"
+        f"<polygon points='{band}' fill='#1f5fbf' fill-opacity='0.15'/>"
+        f"<polyline points='{line}' fill='none' stroke='#1f5fbf' stroke-width='2'/>{dots}{ticks}"
+        f"<line x1='{left}' x2='{left}' y1='{top}' y2='{height - bottom}' stroke='#999'/>"
+        f"<line x1='{left}' x2='{width - right}' y1='{height - bottom}' y2='{height - bottom}' stroke='#999'/></svg>"
+    )

@@ -1,0 +1,87 @@
+"""`circ verify` end to end on a tiny model: verdicts, exit codes, JSON, the HTML report, the cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from circuitdsl.cli import app
+from circuitdsl.exitcodes import ExitCode
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+# A claim that holds, and claims that must be refuted: a circuit far smaller
+# than any that closes quotes, an ablation of the whole circuit that changes
+# nothing, and an adversarial variant that should not hurt at all.
+SPEC = f"""
+import "{ROOT}/specs/tasks/quote_close.circ"
+vocab {{ chars = printable }}
+model m {{ layers = 1  d_model = 16  heads = 2  d_head = 8  d_mlp = 32  context = 40  density = 0.25 }}
+train t {{ model = m  tasks = quote_close  steps = 150  batch = 32  lr = 0.02  eval_examples = 128 }}
+prune p {{ train = t  task = quote_close  trials = 2  steps = 40  batch = 128  mean_samples = 256 }}
+hypothesis mixed on p {{
+    samples = 300
+    ablate circuit -> accuracy drops by >= 0.3
+    nodes <= 1
+    ablate circuit -> accuracy drops by <= 0.01
+    adversarial longer_words {{
+        text = repeat(word(2..6), 1..3, sep: " ")
+        expect accuracy drops by >= 0.5
+    }}
+}}
+"""
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def verified(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("verify")
+    spec = folder / "tiny.circ"
+    spec.write_text(SPEC)
+    args = ["verify", str(spec), "--cache-dir", str(folder / "cache"), "--out", str(folder / "out")]
+    first = runner.invoke(app, [*args, "--json", "--report", str(folder / "report.html")])
+    second = runner.invoke(app, [*args, "--json"])
+    return folder, first, second
+
+
+def claims(result) -> dict[str, dict]:
+    document = json.loads(result.stdout)
+    assert document["schema_version"] >= 1
+    return {c["claim"]: c for c in document["hypotheses"][0]["claims"]}
+
+
+def test_refuted_claims_fail_and_the_exit_code_says_so(verified):
+    _, first, _ = verified
+    assert first.exit_code == ExitCode.FAILED, first.output
+    by_claim = claims(first)
+    statuses = {claim: c["status"] for claim, c in by_claim.items()}
+    assert statuses["ablate circuit -> accuracy drops by >= 0.3"] == "PASS", by_claim
+    assert statuses["nodes <= 1"] == "FAIL"
+    assert statuses["ablate circuit -> accuracy drops by <= 0.01"] == "FAIL"
+    [adversarial] = [c for claim, c in by_claim.items() if claim.startswith("adversarial")]
+    assert adversarial["status"] == "FAIL"
+
+
+def test_the_second_run_reuses_the_cache_and_gives_the_same_verdicts(verified):
+    _, first, second = verified
+    assert second.exit_code == first.exit_code
+    one, two = claims(first), claims(second)
+    assert {k: (v["status"], v["measured"]) for k, v in one.items()} == {k: (v["status"], v["measured"]) for k, v in two.items()}
+    record = json.loads(second.stdout)["hypotheses"][0]["record"]
+    assert record["seeds"][0]["model_cached"] and record["seeds"][0]["circuit_cached"]
+    assert record["seeds"][0]["weights_sha256"]
+
+
+def test_the_report_and_circuit_files_are_written(verified):
+    folder, _, _ = verified
+    html = (folder / "report.html").read_text()
+    assert "<svg" in html and "mixed" in html and "FAIL" in html
+    for name in ("circuit.json", "circuit.dot", "circuit.svg"):
+        assert (folder / "out" / "p" / name).stat().st_size > 0
+    circuit = json.loads((folder / "out" / "p" / "circuit.json").read_text())
+    assert circuit["circuit"]["node_count"] == len(circuit["circuit"]["nodes"]) > 1
