@@ -57,9 +57,9 @@ def overhead(steps: int = 60, repeats: int = 3) -> None:
     print(f"step time: sparse {sparse * 1e3:.1f} ms, dense {dense * 1e3:.1f} ms, ratio {sparse / dense:.2f}x (aim <= 1.25x)")
 
 
-def seeds(n: int) -> None:
+def seeds(n: int, first: int = 0) -> None:
     rows = []
-    for seed in range(n):
+    for seed in range(first, first + n):
         plan = shipped_plan(seed)
         tokenizer = tokenizer_for(plan)
         context = plan.model["context"]
@@ -105,7 +105,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=["overhead", "seeds"])
     parser.add_argument("-n", type=int, default=5)
+    parser.add_argument("--first", type=int, default=0, help="first seed (to resume a run)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    overhead() if args.what == "overhead" else seeds(args.n)
+    overhead() if args.what == "overhead" else seeds(args.n, args.first)
