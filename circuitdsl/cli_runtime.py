@@ -53,13 +53,22 @@ def pick(kind: str, name: str | None, available: dict, file: Path) -> list[str]:
     return [name]
 
 
-def setup_torch(threads: Optional[int]) -> None:
+def runtime_setup(threads: Optional[int], device: str, cache_dir: Optional[Path]):
+    """What every runtime command starts with: threads, the device, the cache."""
     import torch
+
+    from .cache import Cache
+    from .pipeline import UsageError, resolve_device
 
     if threads is not None:
         if threads < 1:
             raise usage_exit(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
+    try:
+        torch_device = resolve_device(device)
+    except UsageError as err:
+        raise usage_exit(str(err))
+    return torch_device, Cache(cache_dir)
 
 
 # ---------------------------------------------------------------- train
@@ -98,17 +107,11 @@ def train(
         if not names:
             raise usage_exit(f"no train block in {file} trains model `{model_name}`")
     try:
-        from .cache import Cache
-        from .pipeline import TrainingFailed, UsageError, ensure_model, resolve_device
+        from .pipeline import TrainingFailed, ensure_model
         from .plan import plan_training
         from .progress import training_progress
 
-        setup_torch(threads)
-        try:
-            torch_device = resolve_device(device)
-        except UsageError as err:
-            raise usage_exit(str(err))
-        cache = Cache(cache_dir)
+        torch_device, cache = runtime_setup(threads, device, cache_dir)
         reports, failed = [], False
         for name in names:
             plan = plan_training(program.tasks, program.vocab, program.trains[name], seed=seed)
@@ -241,17 +244,11 @@ def prune(
     program = load_or_exit(file)
     names = pick("prune", prune_name, program.prunes, file)
     try:
-        from .cache import Cache
-        from .pipeline import TrainingFailed, UsageError, ensure_circuit, ensure_model, resolve_device
+        from .pipeline import TrainingFailed, ensure_circuit, ensure_model
         from .plan import plan_pruning, plan_training
         from .progress import stage_progress, training_progress
 
-        setup_torch(threads)
-        try:
-            torch_device = resolve_device(device)
-        except UsageError as err:
-            raise usage_exit(str(err))
-        cache = Cache(cache_dir)
+        torch_device, cache = runtime_setup(threads, device, cache_dir)
         reports, failed = [], False
         for name in names:
             spec = program.prunes[name]
@@ -395,18 +392,12 @@ def verify(
         raise usage_exit(f"--seeds must be at least 1, got {seeds}")
     programs = [(file, load_or_exit(file)) for file in files]
     try:
-        from .cache import Cache
-        from .pipeline import TrainingFailed, UsageError, resolve_device
+        from .pipeline import TrainingFailed
         from .progress import stage_progress, training_progress
         from .report import evidence_lines, hypothesis_table, to_html, to_json
         from .run_verify import verify_program
 
-        setup_torch(threads)
-        try:
-            torch_device = resolve_device(device)
-        except UsageError as err:
-            raise usage_exit(str(err))
-        cache = Cache(cache_dir)
+        torch_device, cache = runtime_setup(threads, device, cache_dir)
         documents, html_parts, failed = [], [], False
         quiet = quiet or as_json
         for file, program in programs:

@@ -85,3 +85,15 @@ def test_the_report_and_circuit_files_are_written(verified):
         assert (folder / "out" / "p" / name).stat().st_size > 0
     circuit = json.loads((folder / "out" / "p" / "circuit.json").read_text())
     assert circuit["circuit"]["node_count"] == len(circuit["circuit"]["nodes"]) > 1
+
+
+def test_circ_prune_reuses_the_circuit_and_prints_the_summary_and_controls(verified):
+    folder, _, _ = verified
+    args = ["prune", str(folder / "tiny.circ"), "--cache-dir", str(folder / "cache"), "--out", str(folder / "pruned")]
+    table = runner.invoke(app, args)
+    assert table.exit_code == ExitCode.OK, table.output
+    assert "controls" in table.stdout and "nonsense task" in table.stdout and "attribution" in table.stdout
+    document = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    [circuit] = document["circuits"]
+    assert circuit["cached"] and circuit["circuit"]["reached"]
+    assert (folder / "pruned" / "p" / "circuit.svg").read_text().startswith("<svg")
