@@ -172,18 +172,9 @@ class FoundCircuit:
 def prune_config(plan: PrunePlan):
     from runtime.prune import PruneConfig
 
-    s = plan.settings
-    return PruneConfig(
-        target=s["target"],
-        ablation=s["ablation"],
-        method=s["method"],
-        baseline=s["baseline"],
-        trials=s["trials"],
-        steps=s["steps"],
-        batch=s["batch"],
-        seed=s["seed"],
-        controls=s["controls"],
-    )
+    # The plan's settings are PruneConfig's fields, plus the one the pipeline
+    # uses itself (how many samples the cached means are taken over).
+    return PruneConfig(**{k: v for k, v in plan.settings.items() if k != "mean_samples"})
 
 
 def ensure_circuit(
