@@ -93,7 +93,7 @@ def train(
     recipe, tasks, vocabulary, seed), so a second run returns at once and an
     edited spec trains anew. A cache entry that is truncated or modified is
     detected by its hash and retrained. Training is bit-for-bit deterministic
-    on the CPU for a given seed.
+    on the CPU for a given seed, whatever --threads is.
 
     [bold]Example[/]: circ train specs/bracket_depth.circ
 

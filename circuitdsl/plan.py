@@ -15,7 +15,7 @@ from .program import ModelSpec, PruneSpec, TaskSpec, TrainSpec, VocabSpec
 from .serialize import to_data
 
 #: Bump when training code changes which weights a spec yields, so old cache entries miss.
-TRAINING_CODE_VERSION = 1
+TRAINING_CODE_VERSION = 2
 #: Likewise for pruning.
 PRUNING_CODE_VERSION = 1
 

@@ -95,6 +95,33 @@ def abs_topk(x: Tensor, k: int) -> Tensor:
     return torch.zeros_like(x).scatter(-1, idx, x.gather(-1, idx))
 
 
+class _Softmax(torch.autograd.Function):
+    """Softmax over the last dim whose gradient does not depend on the thread count.
+
+    PyTorch's own CPU softmax backward gives results that differ in the last
+    bits between 1 and 2 intra-op threads, so the same seed trained a
+    different model on a different machine (and, downstream, a different
+    circuit). This backward, y * (g - sum(g * y)), is made of ops that reduce
+    each row in one fixed order.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        y = x.softmax(-1)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        return y * (grad - (grad * y).sum(-1, keepdim=True))
+
+
+def softmax(x: Tensor) -> Tensor:
+    """``x.softmax(-1)``, with a backward that is the same for any number of threads."""
+    return _Softmax.apply(x)
+
+
 class RMSNorm(nn.Module):
     # No mean subtraction, unlike LayerNorm: a residual channel that is zero
     # stays zero after the norm, so "off" keeps its meaning for the next layer.
@@ -160,12 +187,12 @@ class CausalSelfAttention(_Sited):
         q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
         att = q @ k.transpose(-2, -1) / math.sqrt(D) + self.mask[:T, :T]  # (B, H, T, T)
         if self.sink is None:
-            att = att.softmax(-1)
+            att = softmax(att)
         else:
             # The sink is one more key, visible to every query, whose value is
             # zero: it takes attention away from the real keys, adds nothing.
             sink = self.sink.view(1, H, 1, 1).expand(B, H, T, 1)
-            att = torch.cat([att, sink], dim=-1).softmax(-1)[..., :T]  # (B, H, T, T)
+            att = softmax(torch.cat([att, sink], dim=-1))[..., :T]  # (B, H, T, T)
         y = (att @ v).transpose(1, 2).reshape(B, T, H * D)  # (B, T, H*D)
         return self._site("resid_delta", self.o(y))  # (B, T, C)
 

@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 
-from runtime.model import ModelConfig, SparseGPT, abs_topk
+from runtime.model import ModelConfig, SparseGPT, abs_topk, softmax
 from runtime.nodes import SITE_KINDS, NodeRef, Site, all_nodes, node_name, parse_node, sites
 
 TINY = ModelConfig(vocab_size=20, n_layer=2, d_model=16, n_head=2, d_head=8, d_mlp=32, context=12)
@@ -204,3 +204,27 @@ def test_bad_node_names(name, config, message):
 def test_node_name_checks_index_against_width():
     with pytest.raises(ValueError, match="out of range"):
         node_name(sites(TINY)[0], 16)
+
+
+def test_softmax_gradient_is_the_same_for_one_and_two_threads():
+    # At the shipped model's attention shape PyTorch's own softmax backward
+    # differs in the last bits between 1 and 2 threads, which made the same
+    # seed train a different model on another machine.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(128, 4, 46, 47, generator=gen)
+    grad = torch.randn(128, 4, 46, 47, generator=gen)
+    threads = torch.get_num_threads()
+    grads = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            leaf = x.clone().requires_grad_(True)
+            softmax(leaf).backward(grad)
+            grads.append(leaf.grad)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(grads[0], grads[1])
+    reference = x.clone().requires_grad_(True)
+    reference.softmax(-1).backward(grad)
+    assert torch.allclose(grads[0], reference.grad, atol=1e-6)
+    assert torch.equal(softmax(x), x.softmax(-1))
