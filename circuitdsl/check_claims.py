@@ -8,14 +8,31 @@ Whether a claim *holds* is for ``circ verify``.
 
 from __future__ import annotations
 
+import operator
+
 from . import builtins as b
 from . import nodes as n
-from .check_task import TaskAnalysis, check_characters, free_names, variant_bindings
+from .check_task import TaskAnalysis, check_characters, check_outputs, free_names, variant_bindings
 from .program import ModelSpec, TaskSpec, VocabSpec
 from .reporter import Reporter
 from .settings import NotConstant, constant_number
+from .spans import Span
 
 _HEAD_KINDS = {("attn", "head"), ("q", "channel"), ("k", "channel"), ("v", "channel")}
+#: A comparison with `layer` on its right, turned around: `1 < layer` is `layer > 1`.
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _is_layer(e: n.Expr) -> bool:
+    return isinstance(e, n.Name) and e.id == "layer"
+
+
+def _constant(e: n.Expr) -> float | None:
+    try:
+        return float(constant_number(e))
+    except NotConstant:
+        return None
 
 
 class ClaimChecker:
@@ -64,29 +81,63 @@ class ClaimChecker:
             self.report.error("C0103", f"expected `layer` after `in`, found `{f.word}`", f.span)
             return
         bounds = [f.layers.low, f.layers.high] if isinstance(f.layers, n.Range) else [f.layers]
-        values = []
-        for e in bounds:
-            value = self._number(e, "a layer")
-            if value is None:
-                continue
-            values.append(value)
-            if value != int(value) or value < 0:
-                self.report.error("C0401", f"a layer is a whole number from 0, found {value:g}", e.span)
-            elif self.model is not None and value >= self.model.layers:
-                self.report.error(
-                    "C0401",
-                    f"layer {int(value)} does not exist: model `{self.model.name}` has {self.model.layers} layer(s)",
-                    e.span,
-                    hint=f"layers are numbered 0 to {self.model.layers - 1}",
-                )
+        self._layer_set(f.layers, [(e, self._number(e, "a layer")) for e in bounds])
+
+    def _layer_set(self, written: n.Expr, bounds: list[tuple[n.Expr, float | None]]) -> None:
+        """One layer or a range of them, each bound with its value (None where it is not a number)."""
+        for e, value in bounds:
+            if value is not None:
+                self._layer(value, e.span)
+        values = [value for _, value in bounds if value is not None]
         # `layers 1..0` would select no layer at all, so the claim could never be about anything.
         if len(values) == 2 and values[0] > values[1]:
             low, high = values
             self.report.error(
                 "C0402",
                 f"empty range {low:g}..{high:g}: it has no layers",
-                f.layers.span,
+                written.span,
                 hint=f"ranges include both ends; did you mean {high:g}..{low:g}?",
+            )
+
+    def _layer(self, value: float, span: Span | None) -> None:
+        if value != int(value) or value < 0:
+            self.report.error("C0401", f"a layer is a whole number from 0, found {value:g}", span)
+        elif self.model is not None and value >= self.model.layers:
+            self.report.error(
+                "C0401",
+                f"layer {int(value)} does not exist: model `{self.model.name}` has {self.model.layers} layer(s)",
+                span,
+                hint=f"layers are numbered 0 to {self.model.layers - 1}",
+            )
+
+    def layer_comparison(self, e: n.Binary) -> None:
+        """`layer == 7` in a `where` clause names a layer as surely as `in layer 7` does, so it
+        must exist too; `layer >= 7` must hold for some layer, or the role could bind nothing."""
+        if _is_layer(e.left):
+            op, other = e.op, e.right
+        elif _is_layer(e.right) and e.op in _FLIPPED:
+            op, other = _FLIPPED[e.op], e.left
+        else:
+            return
+        if op == "in" and isinstance(other, n.Range):
+            self._layer_set(other, [(bound, _constant(bound)) for bound in (other.low, other.high)])
+            return
+        value = _constant(other)
+        if value is None:
+            return  # not a number: `measure` reports it
+        if op in ("==", "!="):
+            self._layer(value, other.span)
+        elif op in _ORDER and self.model is not None:
+            self._some_layer(op, value, e)
+
+    def _some_layer(self, op: str, value: float, e: n.Binary) -> None:
+        count = self.model.layers
+        if not any(_ORDER[op](layer, value) for layer in range(count)):
+            self.report.error(
+                "C0401",
+                f"no layer of model `{self.model.name}` is {op} {value:g}: it has {count} layer(s)",
+                e.span,
+                hint=f"layers are numbered 0 to {count - 1}",
             )
 
     def size(self, claim: n.SizeClaim) -> None:
@@ -115,6 +166,7 @@ class ClaimChecker:
         elif isinstance(e, n.Binary) and e.op in ("<", "<=", ">", ">=", "==", "!=", "in"):
             for side in (e.left, e.right):
                 self.measure(side, role)
+            self.layer_comparison(e)
         elif isinstance(e, n.Call) and e.func in b.RELATIONS:
             self.relation(e, role)
         elif isinstance(e, n.Call) and e.func in b.STATISTICS:
@@ -285,12 +337,19 @@ class ClaimChecker:
 
     def ablate(self, claim: n.AblateClaim) -> None:
         special = [t for t in claim.targets if t in b.ABLATE_TARGETS]
-        if special and len(claim.targets) > 1:
+        if special and len(set(claim.targets)) > 1:
             self.report.error("C0306", f"`{special[0]}` cannot be combined with other targets", claim.targets_span)
         spans = claim.target_spans or (claim.targets_span,) * len(claim.targets)
+        seen: set[str] = set()
         for target, span in zip(claim.targets, spans):
-            if target not in b.ABLATE_TARGETS and target not in self.roles:
+            # `ablate r, r` ablates `r` once, so the second `r` is a slip, likely for another role.
+            if target in seen:
+                self.report.error(
+                    "C0204", f"`{target}` appears twice in this ablation", span, hint="remove it, or name the role you meant"
+                )
+            elif target not in b.ABLATE_TARGETS and target not in self.roles:
                 self.report.unknown("role or ablation target", target, span, list(self.roles) + list(b.ABLATE_TARGETS))
+            seen.add(target)
         if claim.ablation is not None and claim.ablation not in b.ABLATION_KINDS:
             self.report.unknown("ablation", claim.ablation, claim.ablation_span, b.ABLATION_KINDS, code="C0403")
         self.outcome(claim.outcome)
@@ -334,7 +393,9 @@ class ClaimChecker:
         analysis = TaskAnalysis(merged, self.vocab, self.report, f"adversarial `{block.name}`")
         if analysis.check():
             self._check_fits(analysis, merged, block)
-            if "prompt" in merged:
+            # The variant is scored like the task, so what it changes must be as scorable.
+            texts_ok = check_outputs(analysis, self.vocab, self.report, f" of adversarial `{block.name}`", overrides)
+            if texts_ok and "prompt" in merged:
                 own = [binding.value for binding in overrides.values()]
                 check_characters(analysis, merged["prompt"].value, self.vocab, self.report, f"the prompt of adversarial `{block.name}`", own)
         extra = set(overrides)

@@ -697,6 +697,86 @@ def check_characters(
         )
 
 
+#: The fields a task's examples are scored on, and the types each may have.
+_TEXT_FIELDS = {"prompt": (b.STR,), "answer": (b.STR,), "competitors": (b.LIST, b.STR)}
+
+
+def check_outputs(
+    analysis: TaskAnalysis, vocab: VocabSpec, report: Reporter, of: str = "", own: dict[str, n.Binding] | None = None
+) -> bool:
+    """Report a prompt, answer or competitor of the wrong type (C0305), and an answer or
+    competitor that can be anything but one token of the vocab (C0404); False after a
+    type error, when the prompt's characters are not worth checking either.
+
+    With ``own`` (a variant's own bindings), only the fields those bindings change are
+    checked, each reported where the variant changes it: the task's check has
+    reported what the variant inherits unchanged.
+    """
+    origins = {name: _changed_by(analysis.bindings, name, own) for name in _TEXT_FIELDS}
+    for name, allowed in _TEXT_FIELDS.items():
+        origin = origins[name]
+        binding = analysis.bindings.get(name)
+        # A field of the wrong type has no values worth enumerating.
+        if origin is not None and binding is not None and analysis.types.get(name) not in allowed + (b.ANY,):
+            report.error("C0305", f"`{name}`{of} must be text, found {analysis.types[name]}", binding.value.span)
+            return False
+    for name in ("answer", "competitors"):
+        if origins[name] is not None:
+            _check_tokens(analysis, analysis.bindings[name], origins[name], vocab, report, of)
+    return True
+
+
+def _changed_by(bindings: dict[str, n.Binding], name: str, own: dict[str, n.Binding] | None) -> n.Binding | None:
+    """The binding to blame for the values of ``name``: its own, or with ``own`` the first
+    of the variant's bindings it reads (None if the variant leaves it as the task has it)."""
+    if name not in bindings:
+        return None
+    if own is None or name in own:
+        return bindings[name]
+    seen: set[str] = set()
+    stack = [name]
+    while stack:
+        current = stack.pop()
+        for ref in free_names(bindings[current].value):
+            if ref.id in own:
+                return own[ref.id]
+            if ref.id in bindings and ref.id not in seen:
+                seen.add(ref.id)
+                stack.append(ref.id)
+    return None
+
+
+def _check_tokens(
+    analysis: TaskAnalysis, binding: n.Binding, origin: n.Binding, vocab: VocabSpec, report: Reporter, of: str
+) -> None:
+    """The first value of each answer (or listed competitor) that is not one token, with the draw that gives it."""
+    what = "an answer" if binding.name == "answer" else "a competitor"
+    exprs = binding.value.items if isinstance(binding.value, n.ListExpr) else (binding.value,)
+    for expr in exprs:
+        # A field rebound through another variable is shown where the variant rebinds that one.
+        span = expr.span if origin is binding else origin.value.span
+        for value, env in analysis.answers(expr) or ():
+            if isinstance(value, str) and vocab.is_token(value):
+                continue
+            when = ", ".join(f"{k} = {v!r}" for k, v in env.items())
+            report.error(
+                "C0404",
+                f"{what}{of} can be {value!r}, which is not one token of the vocab",
+                span,
+                hint=_token_hint(value),
+                notes=[f"when {when}"] if when else [],
+            )
+            break
+
+
+def _token_hint(value: object) -> str:
+    if isinstance(value, str) and len(value) > 1:
+        return f'declare it in the vocab: vocab {{ tokens = ["{value}"] }}'
+    if isinstance(value, str) and value:
+        return "add it to the vocab's `chars`"
+    return "an answer is exactly one token"
+
+
 def _subexpressions(e):
     """``e`` and every expression inside it, generator arguments included."""
     stack = [e]

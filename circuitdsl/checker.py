@@ -14,7 +14,7 @@ from . import nodes as n
 from . import schema
 from .builtins import TASK_FIELDS
 from .check_claims import ClaimChecker
-from .check_task import TaskAnalysis, check_characters
+from .check_task import TaskAnalysis, check_characters, check_outputs
 from .diagnostics import CircError
 from .program import PRINTABLE, HypothesisSpec, ModelSpec, Program, PruneSpec, TaskSpec, TrainSpec, VocabSpec
 from .reporter import Reporter
@@ -131,35 +131,8 @@ class _Checker:
         return task
 
     def task_values(self, task: TaskSpec, analysis: TaskAnalysis, vocab: VocabSpec) -> None:
-        for name in ("prompt", "answer", "competitors"):
-            binding = task.binding(name)
-            expected = ("list", "str") if name == "competitors" else ("str",)
-            if binding is not None and analysis.types.get(name) not in expected + ("any",):
-                self.report.error("C0305", f"`{name}` must be text, found {analysis.types[name]}", binding.value.span)
-                return
-        for name in ("answer", "competitors"):
-            binding = task.binding(name)
-            if binding is None:
-                continue
-            exprs = binding.value.items if isinstance(binding.value, n.ListExpr) else (binding.value,)
-            for expr in exprs:
-                for value, env in analysis.answers(expr) or ():
-                    if not isinstance(value, str) or not vocab.is_token(value):
-                        when = ", ".join(f"{k} = {v!r}" for k, v in env.items())
-                        if isinstance(value, str) and len(value) > 1:
-                            hint = f'declare it in the vocab: vocab {{ tokens = ["{value}"] }}'
-                        elif isinstance(value, str) and value:
-                            hint = "add it to the vocab's `chars`"
-                        else:
-                            hint = "an answer is exactly one token"
-                        self.report.error(
-                            "C0404",
-                            f"{'an answer' if name == 'answer' else 'a competitor'} can be {value!r}, which is not one token of the vocab",
-                            expr.span,
-                            hint=hint,
-                            notes=[f"when {when}"] if when else [],
-                        )
-                        break
+        if not check_outputs(analysis, vocab, self.report):
+            return
         prompt = task.binding("prompt")
         if prompt is not None:
             check_characters(analysis, prompt.value, vocab, self.report, "the prompt")

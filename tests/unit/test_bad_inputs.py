@@ -425,6 +425,21 @@ CASES = [
         "C0402", "empty range 1..0: it has no layers", P + 2, 34, hint="did you mean 0..1?",
     ),
     Case(
+        "hypotheses/where_layer_out_of_range",
+        PRELUDE + "hypothesis h on cut {\n    role a : attn head where layer == 2\n}\n",
+        "C0401", "layer 2 does not exist: model `small` has 2 layer(s)", P + 2, 39, hint="numbered 0 to 1",
+    ),
+    Case(
+        "hypotheses/where_layer_bound_selects_none",
+        PRELUDE + "hypothesis h on cut {\n    role a : attn head where mean(act) > 0 and 2 <= layer\n}\n",
+        "C0401", "no layer of model `small` is >= 2", P + 2, 48, hint="numbered 0 to 1",
+    ),
+    Case(
+        "hypotheses/where_layer_range_empty",
+        PRELUDE + "hypothesis h on cut {\n    role a : attn head where layer in 1..0\n}\n",
+        "C0402", "empty range 1..0: it has no layers", P + 2, 39,
+    ),
+    Case(
         "hypotheses/adversarial_without_expect",
         PRELUDE + 'hypothesis h on cut {\n    adversarial a {\n        prompt = "[["\n    }\n}\n',
         "C0303", "adversarial `a` predicts nothing", P + 2, 5, hint="add `expect",
@@ -441,6 +456,16 @@ CASES = [
         "C0402", "this range can be empty: 2..1 has no values", P + 3, 49,
     ),
     Case(
+        "hypotheses/variant_answer_not_a_token",
+        PRELUDE + 'hypothesis h on cut {\n    adversarial a {\n        answer = "]]]"\n        expect accuracy >= 0.5\n    }\n}\n',
+        "C0404", "an answer of adversarial `a` can be ']]]', which is not one token", P + 3, 18, hint='tokens = ["]]]"]',
+    ),
+    Case(
+        "hypotheses/variant_answer_text_required",
+        PRELUDE + 'hypothesis h on cut {\n    adversarial a {\n        answer = depth\n        expect accuracy >= 0.5\n    }\n}\n',
+        "C0305", "`answer` of adversarial `a` must be text, found int", P + 3, 18,
+    ),
+    Case(
         "hypotheses/unknown_node_kind",
         PRELUDE + "hypothesis h on cut {\n    role x : mlp neurons\n}\n",
         "C0209", "unknown node kind `mlp neurons`", P + 2, 14, hint="did you mean `mlp neuron`?",
@@ -449,6 +474,11 @@ CASES = [
         "hypotheses/ablate_unknown_second_target",
         PRELUDE + "hypothesis h on cut {\n    role x : attn head\n    ablate x, y -> accuracy <= 0.5\n}\n",
         "C0201", "unknown role or ablation target `y`", P + 3, 15,
+    ),
+    Case(
+        "hypotheses/ablate_same_target_twice",
+        PRELUDE + "hypothesis h on cut {\n    role x : attn head\n    ablate x, x -> accuracy <= 0.5\n}\n",
+        "C0204", "`x` appears twice in this ablation", P + 3, 15, hint="remove it",
     ),
     Case(
         "hypotheses/ablation_kind_misspelt",
@@ -494,6 +524,21 @@ def test_bad_input(case: Case):
     assert (diag.span.line, diag.span.column) == (case.line, case.col), rendered
     if case.hint is not None:
         assert diag.hint is not None and case.hint in diag.hint, rendered
+
+
+def test_layers_and_variants_that_exist_check_fine():
+    """The checks on `where layer`, variant answers and ablation targets must not reject what is valid."""
+    hypothesis = (
+        "hypothesis h on cut {\n"
+        "    role a : attn head where layer == 1 or layer != 0\n"
+        "    role b : mlp neuron where layer in 0..1 and layer < 2 and 1 <= layer and layer > -1\n"
+        "    ablate a, b -> accuracy <= 0.5\n"
+        '    adversarial shallow {\n        depth = 1\n        answer = "]"\n        expect accuracy >= 0.5\n    }\n'
+        '    adversarial swapped {\n        answer = if depth == 2 then "]" else "]]"\n        expect accuracy <= 0.5\n    }\n'
+        "}\n"
+    )
+    program = check_text(PRELUDE + hypothesis, PATH)
+    assert set(program.hypotheses) == {"h"}
 
 
 def test_all_errors_at_once_sorted_by_position():
