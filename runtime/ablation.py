@@ -93,11 +93,12 @@ def resample_activations(model: SparseGPT, batch: Batch, donors: Tensor, *, answ
     with model.hooks(record):
         model(batch.tokens, batch.answer_pos if answer_only else None)
     B, T = batch.tokens.shape
-    shift = batch.lengths[donors] - batch.lengths  # (B,)
-    index = (torch.arange(T)[None, :] + shift[:, None]).clamp(0, T - 1)  # (B, T)
+    device = batch.tokens.device
+    shift = (batch.lengths[donors.to(batch.lengths.device)] - batch.lengths).to(device)  # (B,)
+    index = (torch.arange(T, device=device)[None, :] + shift[:, None]).clamp(0, T - 1)  # (B, T)
     out = {}
     for name, x in acts.items():
-        x = x[donors]  # (B, T or 1, width), row i now holds its donor's activations
+        x = x[donors.to(x.device)]  # (B, T or 1, width), row i now holds its donor's activations
         if x.size(1) == T:
             x = x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
         out[name] = x
