@@ -17,7 +17,7 @@ from .serialize import to_data
 #: Bump when training code changes which weights a spec yields, so old cache entries miss.
 TRAINING_CODE_VERSION = 2
 #: Likewise for pruning.
-PRUNING_CODE_VERSION = 1
+PRUNING_CODE_VERSION = 2
 
 
 @attrs.frozen

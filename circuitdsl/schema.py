@@ -110,7 +110,7 @@ PRUNE: dict[str, Setting] = {
     "ablation": _enum("mean", "how pruned nodes are replaced", "mean", "zero", "resample"),
     "method": _enum("learned", "learned node masks, or attribution scores", "learned", "attribution"),
     "baseline": _enum("attribution", "the method run side by side for comparison", "attribution", "none"),
-    "trials": Setting(POSITIVE_INT, 8, "hyperparameter-search trials (the pruning budget)", low=1),
+    "trials": Setting(POSITIVE_INT, 6, "hyperparameter-search trials (the pruning budget)", low=1),
     "steps": Setting(POSITIVE_INT, 200, "mask-training steps per trial", low=1),
     "batch": Setting(POSITIVE_INT, 256, "examples per mask-training step", low=1),
     "mean_samples": Setting(POSITIVE_INT, 4000, "samples used to compute mean activations", low=1),

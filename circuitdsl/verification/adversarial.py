@@ -93,8 +93,11 @@ class _Variant:
         ctx = self.arm.ctx
         key = (which, format_expr(when) if when is not None else "")
         if key not in self._readouts:
-            seed = f"{self.seed}:{which}:{key[1]}"
-            samples = draw_when(when, ctx.task, self.hyp.samples, seed, ctx.tokenizer, ctx.context, overrides)
+            if which == "base":  # the unchanged task: the bank's samples, shared with other claims
+                samples = self.arm.bank.task(when)
+            else:
+                seed = f"{self.seed}:{which}:{key[1]}"
+                samples = draw_when(when, ctx.task, self.hyp.samples, seed, ctx.tokenizer, ctx.context, overrides)
             self._readouts[key] = self.arm.readout(samples)
         return metric_values(metric, self._readouts[key], ctx.tokenizer)
 

@@ -24,8 +24,32 @@ from runtime.probe import Readout, readout, record
 from runtime.relations import Wiring
 from runtime.tokenizer import Tokenizer
 
+from .. import nodes as n
+from ..formatter import format_expr
 from ..program import TaskSpec
+from .conditions import draw_when
 from .samples import Samples, draw
+
+
+class SampleBank:
+    """Fresh samples of the unchanged task, one set per condition, shared by every claim of a hypothesis.
+
+    The unchanged-task side of a comparison (``ablate ... drops by``, an
+    intervention's baseline, an adversarial's reference) is the same
+    measurement for every claim with the same ``when``: drawing it once lets
+    each arm run it once. The seed names the condition, not the claim.
+    """
+
+    def __init__(self, ctx: VerifyContext, n_samples: int):
+        self.ctx, self.n_samples = ctx, n_samples
+        self._drawn: dict[str, Samples] = {}
+
+    def task(self, when: n.Expr | None) -> Samples:
+        key = "" if when is None else format_expr(when)
+        if key not in self._drawn:
+            ctx = self.ctx
+            self._drawn[key] = draw_when(when, ctx.task, self.n_samples, f"{ctx.seed}:task:{key}", ctx.tokenizer, ctx.context)
+        return self._drawn[key]
 
 
 def _edge_triples(edges) -> tuple[tuple[str, str, float], ...]:
@@ -79,18 +103,22 @@ class Arm:
     model: SparseGPT
     wiring: Wiring
     means_given: Mapping[str, Tensor] | None
+    bank: SampleBank
     _means: dict[str, Tensor] | None = field(default=None, repr=False)
+    #: id(samples) -> (samples, their plain readout): kept with the samples so an id is never reused.
+    _plain: dict[int, tuple[Samples, Readout]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def trained(cls, ctx: VerifyContext) -> Arm:
+    def trained(cls, ctx: VerifyContext, bank: SampleBank) -> Arm:
         wiring = Wiring(ctx.model, ctx.circuit_nodes, ctx.circuit_edges)
-        return cls("trained", ctx, ctx.model, wiring, ctx.means)
+        return cls("trained", ctx, ctx.model, wiring, ctx.means, bank)
 
     @classmethod
-    def control(cls, ctx: VerifyContext) -> Arm:
+    def control(cls, ctx: VerifyContext, bank: SampleBank) -> Arm:
         # The control's own weights join the same nodes differently; its edges are recomputed.
         edges = tuple((e.src, e.dst, e.weight) for e in circuit_edges(ctx.control_model, ctx.circuit_nodes))
-        return cls("control", ctx, ctx.control_model, Wiring(ctx.control_model, ctx.circuit_nodes, edges), ctx.control_means)
+        wiring = Wiring(ctx.control_model, ctx.circuit_nodes, edges)
+        return cls("control", ctx, ctx.control_model, wiring, ctx.control_means, bank)
 
     @property
     def device(self) -> torch.device:
@@ -107,16 +135,25 @@ class Arm:
         return self._means
 
     def readout(self, samples: Samples, hooks: ChunkHooks | None = None) -> Readout:
-        """The prediction on every sample; ``hooks(chunk, rows)`` gives each chunk's hooks."""
+        """The prediction on every sample; ``hooks(chunk, rows)`` gives each chunk's hooks.
+
+        The unchanged model's readout of a sample set is computed once (claims
+        share the bank's samples).
+        """
+        if hooks is None and id(samples) in self._plain:
+            return self._plain[id(samples)][1]
         parts = []
         for start, chunk in self._chunks(samples):
             rows = slice(start, start + len(chunk))
             parts.append(readout(self.model, chunk, hooks(chunk, rows) if hooks else None))
-        return Readout(
+        out = Readout(
             torch.cat([p.logits for p in parts]),
             torch.cat([p.answers for p in parts]),
             torch.cat([p.competitors for p in parts]),
         )
+        if hooks is None:
+            self._plain[id(samples)] = (samples, out)
+        return out
 
     def record(self, samples: Samples, columns: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """``{site: (N, T, k)}`` activations of the ``columns`` of each site on every sample."""

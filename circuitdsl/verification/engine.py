@@ -20,7 +20,7 @@ from .. import nodes as n
 from ..formatter import format_statement
 from ..program import HypothesisSpec
 from .adversarial import adversarial_verdicts
-from .arm import Arm, VerifyContext
+from .arm import Arm, SampleBank, VerifyContext
 from .errors import VerifyError
 from .outcomes import threshold_text
 from .patching import ablate_verdict, intervene_verdict
@@ -35,7 +35,8 @@ Progress = Callable[[int, int, str], None]
 
 def verify_hypothesis(hyp: HypothesisSpec, ctx: VerifyContext, progress: Progress | None = None) -> list[Verdict]:
     """One verdict per claim in source order; an adversarial block gives one per ``expect``."""
-    arms = (Arm.trained(ctx), Arm.control(ctx))
+    bank = SampleBank(ctx, hyp.samples)
+    arms = (Arm.trained(ctx, bank), Arm.control(ctx, bank))
     total = len(hyp.claims)
     with torch.no_grad():
         roles = _bind_roles(hyp, ctx, arms, progress, total)

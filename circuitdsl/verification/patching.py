@@ -33,7 +33,7 @@ from ..formatter import format_expr, format_statement
 from ..program import HypothesisSpec
 from ..settings import NotConstant, constant_number
 from .arm import Arm
-from .conditions import draw_when, position_mask
+from .conditions import position_mask
 from .errors import VerifyError
 from .outcomes import metric_text, metric_values, paired, summary, threshold_text
 from .roles import RoleBinding
@@ -92,7 +92,7 @@ def ablate_verdict(claim: n.AblateClaim, arm: Arm, roles: dict[str, RoleBinding]
     kind = claim.ablation or ctx.default_ablation
     keep, changed = _keep_masks(claim.targets, arm, roles)
     seed = f"{ctx.seed}:claim{index}"
-    samples = draw_when(claim.outcome.when, ctx.task, hyp.samples, seed, ctx.tokenizer, ctx.context)
+    samples = arm.bank.task(claim.outcome.when)
     base = arm.readout(samples)
     ablated = arm.readout(samples, arm.ablation(keep, kind, hyp.samples, seed))
     ref = metric_values(claim.outcome.metric, base, ctx.tokenizer)
@@ -126,7 +126,7 @@ def intervene_verdict(claim: n.InterveneClaim, arm: Arm, roles: dict[str, RoleBi
     nodes = _role_nodes((claim.role,), roles, config)
     seed = f"{ctx.seed}:claim{index}"
     values, offset = _target_values(claim.value, nodes, arm, hyp, seed)
-    samples = draw_when(_both(claim.when, claim.outcome.when), ctx.task, hyp.samples, seed, ctx.tokenizer, ctx.context)
+    samples = arm.bank.task(_both(claim.when, claim.outcome.when))
     widths = _widths(config)
     patch, columns = {}, {}
     for site, idx in _columns(nodes).items():

@@ -327,3 +327,22 @@ def test_circuit_renders_to_json_dot_and_svg(result):
     assert all(name in text for name in circuit.nodes) and "copier" in text
     assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")
 
+
+
+def test_shrink_drops_every_node_the_loss_does_not_need(model, means):
+    from runtime.prune import _Pick, _Task, shrink, split_task
+
+    train, held = split_task(planted_batch(1024, seed=4), 256)
+    task = _Task(model, train, held, "mean", means, 0)
+    names = all_nodes(CONFIG)
+    keep = torch.tensor([name in PLANTED or name in DISTRACTORS for name in names])
+    # The distractors rank below the planted nodes, so they are tried first.
+    scores = torch.tensor([1.0 if name in PLANTED else 0.5 if name in DISTRACTORS else -1.0 for name in names])
+    loss, accuracy = task.evaluate(keep)
+    assert loss <= FAST.target
+    shrunk = shrink(task, _Pick(keep, loss, accuracy, True, 1), scores, FAST.target)
+    assert {names[i] for i in shrunk.keep.nonzero().flatten().tolist()} == set(PLANTED)
+    assert shrunk.reached and shrunk.loss <= FAST.target
+    # A pick that missed the target is left alone.
+    missed = _Pick(keep, 9.0, 0.0, False, 1)
+    assert shrink(task, missed, scores, FAST.target) is missed
