@@ -85,7 +85,10 @@ def evidence_lines(run: HypothesisRun) -> list[Text]:
             lines.append(Text.assemble((f"  {claim.verdict.claim}: ", "dim"), str(note)))
         curve = evidence.get("curve")
         if curve:
-            points = ", ".join(f"{p['x']}: {fmt_number(p['value'])}" for p in curve)
+            points = ", ".join(
+                f"{p['x']}: {fmt_number(p['value'])}" + (" (not claimed)" if p.get("status") == "not claimed" else "")
+                for p in curve
+            )
             lines.append(Text.assemble(("    curve ", "dim"), points))
         if claim.vacuous:
             control = evidence.get("control")
@@ -248,7 +251,12 @@ def curve_svg(title: str, points: list[dict], width: int = 420, height: int = 24
         f"<line x1='{left}' x2='{width - right}' y1='{py(y):.1f}' y2='{py(y):.1f}' stroke='#eee'/>"
         for y in (y0, (y0 + y1) / 2, y1)
     )
-    dots = "".join(f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='3' fill='#1f5fbf'/>" for x, y in zip(xs, ys))
+    # Values outside the claim's `when` are hollow: measured, not claimed.
+    dots = "".join(
+        f"<circle cx='{px(x):.1f}' cy='{py(y):.1f}' r='3' "
+        + ("fill='white' stroke='#1f5fbf'/>" if p.get("status") == "not claimed" else "fill='#1f5fbf'/>")
+        for x, y, p in zip(xs, ys, points)
+    )
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img'>"
         f"<text x='{left}' y='16' font-size='11' font-family='monospace'>{escape(title[:70])}</text>{yticks}"

@@ -8,8 +8,9 @@ variant is sampled once per whole number of the range with the variable
 fixed to it (several swept variables: every combination), and each
 expectation is measured at each value. An expectation's ``when`` selects
 samples at each value; a value where no sample satisfies it is not covered
-(``depth = 1..2`` with ``when depth == 1`` measures at 1 only). The
-expectation holds when it holds at every covered value: FAIL if it fails at
+(``depth = 1..2`` with ``when depth == 1`` decides at 1 only; on the trained
+model the other values are still measured for the curve, marked "not
+claimed"). The expectation holds when it holds at every covered value: FAIL if it fails at
 any, INCONCLUSIVE if undecided at any (or no value is covered), else PASS.
 The verdict reports the deciding value (the first failure, else the first
 undecided, else the one closest to its bound) and the whole curve.
@@ -110,11 +111,19 @@ class _Variant:
         curve: list[dict] = []
         not_covered: list = []
         decisions: list[Decision] = []
+        decided_at: list[int] = []  # the curve index of each decision
         for point, (overrides, coord) in enumerate(zip(self.points, self.coords)):
             x = _x(coord, self.swept)
             when = self._when_at(outcome.when, coord)
             if when is False:
                 not_covered.append(x)
+                # Outside the claim, but part of the curve the sweep asked for:
+                # measured on the trained model, so the report shows how far
+                # the prediction holds beyond what was claimed.
+                if self.arm.name == "trained":
+                    values = self.values(f"variant{point}", overrides, None, outcome.metric)
+                    beyond = independent(outcome, reference, values, confidence).point()
+                    curve.append({"x": x, **beyond, "status": "not claimed", "metric": summary(values, confidence)["value"]})
                 continue
             try:
                 values = self.values(f"variant{point}", overrides, when, outcome.metric)
@@ -125,6 +134,7 @@ class _Variant:
                 continue
             decision = independent(outcome, reference, values, confidence)
             decisions.append(decision)
+            decided_at.append(len(curve))
             metric = summary(values, confidence)
             curve.append({"x": x, **decision.point(), "metric": metric["value"]})
         if not decisions:
@@ -132,7 +142,7 @@ class _Variant:
         statuses = [d.status for d in decisions]
         status = FAIL if FAIL in statuses else INCONCLUSIVE if INCONCLUSIVE in statuses else PASS
         deciding = _deciding(decisions, status, bound_of(outcome))
-        est, point = decisions[deciding].estimate, curve[deciding]
+        est, point = decisions[deciding].estimate, curve[decided_at[deciding]]
         evidence: dict = {"variant": {b.name: format_expr(b.value) for b in self.bindings}, "samples": est.n}
         said = f"{metric_text(outcome.metric)} {point['metric']:.3f} on the variant"
         if reference is not None:
@@ -143,7 +153,7 @@ class _Variant:
             evidence["curve"] = curve
             if not_covered:
                 evidence["not_covered"] = not_covered
-            said += f" (at {', '.join(self.swept)} = {point['x']}, of {len(curve)} value(s) measured)"
+            said += f" (at {', '.join(self.swept)} = {point['x']}, of {len(decisions)} value(s) claimed)"
         else:
             evidence["variant_metric"] = point["metric"]
         evidence["summary"] = said
