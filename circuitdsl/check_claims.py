@@ -164,6 +164,12 @@ class ClaimChecker:
         elif isinstance(e, n.Unary) and e.op == "not":
             self.predicate(e.operand, role)
         elif isinstance(e, n.Binary) and e.op in ("<", "<=", ">", ">=", "==", "!=", "in"):
+            if e.op == "in" and not isinstance(e.right, n.Range):
+                # A measured value is a number with an interval: `in` can only ask for a range.
+                self.report.error(
+                    "C0305", "`in` in a `where` clause takes a range", e.right.span, hint="for example `mean(act) in 0..2`"
+                )
+                return
             for side in (e.left, e.right):
                 self.measure(side, role)
             self.layer_comparison(e)

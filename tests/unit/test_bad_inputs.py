@@ -435,6 +435,11 @@ CASES = [
         "C0401", "no layer of model `small` is >= 2", P + 2, 48, hint="numbered 0 to 1",
     ),
     Case(
+        "hypotheses/where_in_a_number",
+        PRELUDE + "hypothesis h on cut {\n    role a : attn head where mean(act) in 3\n}\n",
+        "C0305", "`in` in a `where` clause takes a range", P + 2, 43, hint="mean(act) in 0..2",
+    ),
+    Case(
         "hypotheses/where_layer_range_empty",
         PRELUDE + "hypothesis h on cut {\n    role a : attn head where layer in 1..0\n}\n",
         "C0402", "empty range 1..0: it has no layers", P + 2, 39,
