@@ -137,20 +137,28 @@ def ensure_means(trained: TrainedModel, cache: Cache, samples: int, seed: int) -
     """Mean activations over the training mixture, cached beside the model's weights."""
     from runtime.ablation import mean_activations
 
-    name = f"means-{samples}-{seed}.safetensors"
-    with cache.lock("models", trained.plan.key):
-        entry = cache.read("models", trained.plan.key)
-        if entry is not None and name in entry.files:
-            return tensors_from_bytes(entry.files[name])
+    def compute() -> dict[str, torch.Tensor]:
         plan = trained.plan
         batches = data.training_batches(
             plan.tasks, plan.weights, batch_size=256, seed=seed, tokenizer=trained.tokenizer, context=plan.model["context"]
         )
-        chunks = [next(batches) for _ in range(max(1, -(-samples // 256)))]
-        means = mean_activations(trained.model, chunks)
+        return mean_activations(trained.model, [next(batches) for _ in range(max(1, -(-samples // 256)))])
+
+    return cached_beside_model(trained, cache, f"means-{samples}-{seed}.safetensors", compute)
+
+
+def cached_beside_model(
+    trained: TrainedModel, cache: Cache, name: str, compute: Callable[[], dict[str, torch.Tensor]]
+) -> dict[str, torch.Tensor]:
+    """Tensors derived from a trained model, kept as one more file of its cache entry (``name``)."""
+    with cache.lock("models", trained.plan.key):
+        entry = cache.read("models", trained.plan.key)
+        if entry is not None and name in entry.files:
+            return tensors_from_bytes(entry.files[name])
+        tensors = compute()
         if entry is not None:
-            cache.add_files(entry, {name: tensors_to_bytes(means)})
-        return means
+            cache.add_files(entry, {name: tensors_to_bytes(tensors)})
+        return tensors
 
 
 # ---------------------------------------------------------------- pruning

@@ -24,7 +24,7 @@ import torch
 
 from . import __version__
 from .cache import Cache
-from .pipeline import FoundCircuit, TrainedModel, ensure_circuit, ensure_means, ensure_model
+from .pipeline import FoundCircuit, TrainedModel, cached_beside_model, ensure_circuit, ensure_means, ensure_model
 from .plan import plan_pruning, plan_training
 from .program import HypothesisSpec, Program
 from .verify import VerifyContext, Verdict, verify_hypothesis
@@ -81,16 +81,24 @@ def untrained_control(trained: TrainedModel, seed: int):
     return control.eval()
 
 
-def control_means(control, trained: TrainedModel, seed: int) -> dict[str, torch.Tensor]:
+#: Names the cached control means; bump when untrained_control builds a different model.
+CONTROL_VERSION = 1
+
+
+def control_means(control, trained: TrainedModel, cache: Cache, seed: int) -> dict[str, torch.Tensor]:
+    """The control's mean activations over the training mixture, cached beside the trained model."""
     from runtime.ablation import mean_activations
 
     from . import data
 
-    plan = trained.plan
-    stream = data.training_batches(
-        plan.tasks, plan.weights, batch_size=256, seed=seed + 17, tokenizer=trained.tokenizer, context=plan.model["context"]
-    )
-    return mean_activations(control, [next(stream) for _ in range(4)])
+    def compute() -> dict[str, torch.Tensor]:
+        plan = trained.plan
+        stream = data.training_batches(
+            plan.tasks, plan.weights, batch_size=256, seed=seed + 17, tokenizer=trained.tokenizer, context=plan.model["context"]
+        )
+        return mean_activations(control, [next(stream) for _ in range(4)])
+
+    return cached_beside_model(trained, cache, f"control-means-v{CONTROL_VERSION}-{seed}.safetensors", compute)
 
 
 def verify_program(
@@ -123,7 +131,7 @@ def verify_program(
             context = VerifyContext(
                 model=trained.model.to(device),
                 control_model=control.to(device),
-                control_means=control_means(control, trained, seed),
+                control_means=control_means(control, trained, cache, seed),
                 tokenizer=trained.tokenizer,
                 task=program.tasks[spec.task],
                 circuit_nodes=tuple(found.circuit.nodes),
