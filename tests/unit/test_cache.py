@@ -88,3 +88,19 @@ def test_records_are_plain_json(tmp_path):
     entry = Cache(tmp_path).write("models", "k", {"w": b"1"}, {"metrics": {"acc": 1.0}})
     record = json.loads((entry.path / "record.json").read_text())
     assert record["metrics"] == {"acc": 1.0} and "w" in record["files"]
+
+
+def test_written_files_get_the_umask_permissions_not_mkstemps_private_ones(tmp_path):
+    import os
+    import stat
+
+    from circuitdsl.cachedir import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "report.html", "<html></html>")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == 0o644
+    assert (tmp_path / "report.html").read_text() == "<html></html>"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left behind
