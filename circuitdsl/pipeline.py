@@ -138,13 +138,18 @@ def ensure_means(trained: TrainedModel, cache: Cache, samples: int, seed: int) -
     from runtime.ablation import mean_activations
 
     def compute() -> dict[str, torch.Tensor]:
-        plan = trained.plan
-        batches = data.training_batches(
-            plan.tasks, plan.weights, batch_size=256, seed=seed, tokenizer=trained.tokenizer, context=plan.model["context"]
-        )
-        return mean_activations(trained.model, [next(batches) for _ in range(max(1, -(-samples // 256)))])
+        return mean_activations(trained.model, mixture_batches(trained, seed, max(1, -(-samples // 256))))
 
     return cached_beside_model(trained, cache, f"means-{samples}-{seed}.safetensors", compute)
+
+
+def mixture_batches(trained: TrainedModel, seed: int, count: int) -> list:
+    """The first ``count`` batches of 256 of ``trained``'s training mixture, drawn with ``seed``."""
+    plan = trained.plan
+    stream = data.training_batches(
+        plan.tasks, plan.weights, batch_size=256, seed=seed, tokenizer=trained.tokenizer, context=plan.model["context"]
+    )
+    return [next(stream) for _ in range(count)]
 
 
 def cached_beside_model(
@@ -209,11 +214,7 @@ def ensure_circuit(
             plan.task, config.batch * 8 + config.eval_examples, seed=settings["seed"] + PRUNE_SEED_OFFSET,
             tokenizer=trained.tokenizer, context=context,
         )
-        mixture_stream = data.training_batches(
-            trained.plan.tasks, trained.plan.weights, batch_size=256, seed=settings["seed"] + PRUNE_SEED_OFFSET,
-            tokenizer=trained.tokenizer, context=context,
-        )
-        mixture = [next(mixture_stream) for _ in range(4)]
+        mixture = mixture_batches(trained, settings["seed"] + PRUNE_SEED_OFFSET, 4)
         result = prune(trained.model, batch, means, config, mixture=mixture, progress=progress)
         report = prune_report(plan, trained, result)
         files = {CIRCUIT: json.dumps(report, indent=2).encode("utf-8")}

@@ -24,7 +24,7 @@ import torch
 
 from . import __version__
 from .cache import Cache
-from .pipeline import FoundCircuit, TrainedModel, cached_beside_model, ensure_circuit, ensure_means, ensure_model
+from .pipeline import FoundCircuit, TrainedModel, cached_beside_model, ensure_circuit, ensure_means, ensure_model, mixture_batches
 from .plan import plan_pruning, plan_training
 from .program import HypothesisSpec, Program
 from .verify import VerifyContext, Verdict, verify_hypothesis
@@ -89,14 +89,8 @@ def control_means(control, trained: TrainedModel, cache: Cache, seed: int) -> di
     """The control's mean activations over the training mixture, cached beside the trained model."""
     from runtime.ablation import mean_activations
 
-    from . import data
-
     def compute() -> dict[str, torch.Tensor]:
-        plan = trained.plan
-        stream = data.training_batches(
-            plan.tasks, plan.weights, batch_size=256, seed=seed + 17, tokenizer=trained.tokenizer, context=plan.model["context"]
-        )
-        return mean_activations(control, [next(stream) for _ in range(4)])
+        return mean_activations(control, mixture_batches(trained, seed + 17, 4))
 
     return cached_beside_model(trained, cache, f"control-means-v{CONTROL_VERSION}-{seed}.safetensors", compute)
 
