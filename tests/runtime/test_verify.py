@@ -9,7 +9,9 @@ import json
 import pytest
 import torch
 
+from circuitdsl import nodes as n
 from circuitdsl.loader import check_text
+from circuitdsl.verification.arm import Arm, SampleBank
 from circuitdsl.verify import FAIL, INCONCLUSIVE, PASS, VerifyContext, verify_hypothesis
 from runtime.ablation import mean_activations
 from runtime.circuit import circuit_edges
@@ -212,6 +214,21 @@ def test_adversarial_expectations_and_sweeps(verdicts):
     curve = everywhere.evidence["curve"]
     assert everywhere.status == FAIL and [p["x"] for p in curve] == [0, 1, 2]
     assert [p["status"] for p in curve] == [PASS, FAIL, FAIL]
+
+
+def test_claims_with_the_same_condition_share_one_sample_set_and_one_readout_per_arm():
+    ctx = _context()
+    bank = SampleBank(ctx, 64)
+    trained, control = Arm.trained(ctx, bank), Arm.control(ctx, bank)
+    task = bank.task(None)
+    assert bank.task(None) is task
+    assert trained.readout(task) is trained.readout(task)  # the plain readout is computed once
+    assert control.readout(task) is not trained.readout(task)  # each arm has its own
+    single = bank.task(n.Binary("==", n.Name("q"), n.String("'")))
+    assert single is not task and all(e.latents["q"] == "'" for e in single.examples)
+    # A readout with hooks is never taken from the plain one.
+    hooked = trained.readout(task, lambda chunk, rows: {})
+    assert hooked is not trained.readout(task) and torch.equal(hooked.logits, trained.readout(task).logits)
 
 
 def test_the_untrained_control_makes_easy_claims_vacuous(verdicts):
