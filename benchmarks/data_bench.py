@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from circuitdsl import data  # noqa: E402
-from circuitdsl.loader import load_program  # noqa: E402
-from circuitdsl.sampler import TaskSampler  # noqa: E402
+from circuitdsl.tasks import data  # noqa: E402
+from circuitdsl.pipeline import check_spec  # noqa: E402
+from circuitdsl.tasks.sampler import TaskSampler  # noqa: E402
 
 BATCH = 128
 STEP_MS = 100.0  # a training step of batch 128 on this machine takes 70-150 ms
@@ -47,7 +47,7 @@ def best_rate(fn, items: int, rounds: int = 15) -> float:
 
 def main() -> None:
     torch.set_num_threads(1)
-    program = load_program(ROOT / "specs" / "common.circ")
+    program = check_spec(ROOT / "specs" / "common.circ")
     tokenizer = data.make_tokenizer(program.vocab)
     context = program.models["sparse_small"].context
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from circuitdsl.loader import check_text  # noqa: E402
-from circuitdsl.parser import load_parser  # noqa: E402
+from circuitdsl.pipeline import check_spec_text  # noqa: E402
+from circuitdsl.syntax.parser import load_parser  # noqa: E402
 
 
 def generated_spec(target_lines: int = 1000) -> str:
@@ -88,8 +88,8 @@ def main() -> None:
     load_parser()  # the table cache is warm for users after their first run
     text = generated_spec()
     lines = text.count("\n")
-    check_text(text, "generated.circ")  # warm the lexer
-    seconds = median_seconds(lambda: check_text(text, "generated.circ"), 7)
+    check_spec_text(text, "generated.circ")  # warm the lexer
+    seconds = median_seconds(lambda: check_spec_text(text, "generated.circ"), 7)
     per_1000 = seconds / lines * 1000
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
     print(f"parse + check: {lines} lines in {seconds * 1000:.1f} ms = {per_1000 * 1000:.1f} ms per 1,000 lines")

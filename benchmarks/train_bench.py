@@ -19,17 +19,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from circuitdsl import data  # noqa: E402
-from circuitdsl.loader import load_program  # noqa: E402
-from circuitdsl.pipeline import build_model, tokenizer_for  # noqa: E402
-from circuitdsl.plan import plan_training  # noqa: E402
+from circuitdsl.tasks import data  # noqa: E402
+from circuitdsl.pipeline import check_spec  # noqa: E402
+from circuitdsl.build.models import build_model, tokenizer_for  # noqa: E402
+from circuitdsl.spec.plan import plan_training  # noqa: E402
 from runtime.model import ModelConfig, SparseGPT  # noqa: E402
 from runtime.sparsity import measured_density  # noqa: E402
 from runtime.train import TrainConfig, evaluate, train  # noqa: E402
 
 
 def shipped_plan(seed: int | None = None):
-    program = load_program(ROOT / "specs" / "common.circ")
+    program = check_spec(ROOT / "specs" / "common.circ")
     return plan_training(program.tasks, program.vocab, program.trains["recipe"], seed=seed)
 
 

@@ -2,7 +2,7 @@
 
 The pipeline, one stage per module::
 
-    text --parser--> nodes.Module --loader/checker--> program.Program --compile--> plan --runtime--> results --report
+    text --parser--> nodes.Module --loader/checker--> program.CheckedSpec --compile--> plan --runtime--> results --report
 
 This package is the language (parsing, checking, messages, CLI, reports). It
 never imports torch when parsing or checking; the engine lives in ``runtime``.

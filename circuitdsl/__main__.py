@@ -1,3 +1,3 @@
-from .cli import main
+from circuitdsl.cli.app import main
 
 main()

@@ -10,7 +10,10 @@ Rendered the way rustc and Elm do it::
       = help: did you mean `bracket_depth`?
 
 Library code never prints; it raises :class:`CircError` holding every
-diagnostic found, and the CLI renders them.
+diagnostic found, and the CLI renders them. Its two kinds without a place in a
+file say which exit code the CLI gives: :class:`UsageError` (nothing ran: an
+unknown block, no CUDA device) and :class:`RunFailed` (it ran and the answer
+is no: training diverged, ablation hooks changed the model).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Iterable
 
 import attrs
 
-from .spans import Span
+from circuitdsl.exit_codes import ExitCode
+from circuitdsl.syntax.spans import Span
 
 #: The most diagnostics shown for one run; more than this is noise after a bad edit.
 MAX_DIAGNOSTICS = 50
@@ -44,6 +48,9 @@ class Diagnostic:
 class CircError(Exception):
     """Raised with every diagnostic that applies; the one error type of the library."""
 
+    #: What the CLI exits with when this reaches it: an invalid spec runs nothing.
+    exit_code = ExitCode.USAGE
+
     def __init__(self, diagnostics: Iterable[Diagnostic], sources: dict[str, str] | None = None):
         self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
         self.sources = dict(sources or {})
@@ -51,6 +58,27 @@ class CircError(Exception):
 
     def render(self) -> str:
         return render_all(self.diagnostics, self.sources)
+
+
+class _Plain(CircError):
+    """A message about the run rather than a place in a file: rendered ``error: ...``."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.message, self.hint = message, hint
+        super().__init__([Diagnostic("E0000", message, None, hint)])
+
+    def render(self) -> str:
+        return f"error: {self.message}" + (f"\n  = help: {self.hint}" if self.hint else "")
+
+
+class UsageError(_Plain):
+    """The request cannot be served as asked (no CUDA device, an unknown block name)."""
+
+
+class RunFailed(_Plain):
+    """It ran, and did not give a usable answer (training diverged, ablation changed the model)."""
+
+    exit_code = ExitCode.FAILED
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:

@@ -1,272 +1,119 @@
-"""Plans -> runtime: train or reuse a model, prune or reuse a circuit.
+"""The whole of circuitdsl on one screen: the stages, in order, and the two functions that run them.
 
-Every stage first looks in the cache under its plan's content key, and builds
-only on a miss, under the entry's lock (a second run of the same spec waits,
-then reuses). This module imports the runtime and so torch: the CLI imports
-it only inside the commands that run models.
+    text ─parse─▶ modules ─check─▶ checked spec ─plan─▶ plans     compile_spec (no torch)
+    plans ─train─▶ model ─prune─▶ circuit ─verify─▶ results        verify_spec  (torch)
+    results ─render─▶ tables, JSON, HTML                           circuitdsl.report
+
+Each arrow is one module: ``syntax.files`` and ``syntax.parser`` (text to
+modules), ``check.checker`` (names, types, values; claims lowered to typed
+objects with ids), ``spec.plan`` (settings and cache keys), ``build`` (train
+and prune, cached by content), ``verification`` (every claim decided on the
+model and on an untrained control), ``verification.results`` (plain data that
+needs no torch to read, render or save).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import time
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import attrs
-import torch
 
-from runtime.checkpoint import model_from_bytes, model_to_bytes, tensors_from_bytes, tensors_to_bytes
-from runtime.model import ModelConfig, SparseGPT
-from runtime.sparsity import measured_density
-from runtime.tokenizer import Tokenizer
-from runtime.train import TrainConfig, TrainResult, train
+from circuitdsl.check.checker import check_modules
+from circuitdsl.diagnostics import CircError, Diagnostic, UsageError, suggest
+from circuitdsl.spec.checked import CheckedSpec, HypothesisSpec
+from circuitdsl.spec.plan import PrunePlan, TrainPlan, plan_pruning, plan_training
+from circuitdsl.syntax import ast as n
+from circuitdsl.syntax.files import display_path, load_modules
+from circuitdsl.syntax.parser import parse
+from circuitdsl.verification.results import FileResult
 
-from . import data
-from .cache import Cache
-from .plan import PrunePlan, TrainPlan
+if TYPE_CHECKING:
+    import torch
 
-WEIGHTS = "weights.safetensors"
-MEANS = "means.safetensors"
-
-Progress = Callable[[int, int, dict], None]
-
-
-class UsageError(Exception):
-    """A request that cannot be served as asked (no CUDA device, unknown block name)."""
-
-
-class TrainingFailed(Exception):
-    """Training ran but did not give a usable model (diverged or collapsed)."""
-
-    def __init__(self, message: str, result: TrainResult):
-        super().__init__(message)
-        self.result = result
+    from circuitdsl.store.cache import Cache
 
 
 @attrs.frozen
-class TrainedModel:
-    plan: TrainPlan
-    model: SparseGPT
-    tokenizer: Tokenizer
-    record: dict
-    #: True when the weights came from the cache.
-    cached: bool
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when there is one; asking for CUDA without one is a usage error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but PyTorch sees no CUDA device here")
-    if name not in ("cpu", "cuda"):
-        raise UsageError(f"unknown device {name!r}; use cpu, cuda or auto")
-    return torch.device(name)
-
-
-def tokenizer_for(plan: TrainPlan) -> Tokenizer:
-    return Tokenizer(plan.vocab.all_tokens)
-
-
-def build_model(plan: TrainPlan, tokenizer: Tokenizer, seed: int | None = None) -> SparseGPT:
-    config = ModelConfig(vocab_size=len(tokenizer), **plan.model)
-    return SparseGPT(config, seed=plan.seed if seed is None else seed)
-
-
-def ensure_model(
-    plan: TrainPlan,
-    cache: Cache,
-    *,
-    device: torch.device = torch.device("cpu"),
-    progress: Progress | None = None,
-    retrain: bool = False,
-) -> TrainedModel:
-    """The trained model of ``plan``: from the cache, or trained now and cached."""
-    with cache.lock("models", plan.key):
-        entry = None if retrain else cache.read("models", plan.key)
-        if entry is not None:
-            model, tokenizer = model_from_bytes(entry.files[WEIGHTS], device)
-            return TrainedModel(plan, model, tokenizer, entry.record, cached=True)
-        trained = _train(plan, device, progress)
-        written = cache.write("models", plan.key, {WEIGHTS: model_to_bytes(trained[0], trained[1])}, _record(plan, trained))
-        return TrainedModel(plan, trained[0], trained[1], written.record, cached=False)
-
-
-def _train(plan: TrainPlan, device: torch.device, progress: Progress | None):
-    tokenizer = tokenizer_for(plan)
-    context = plan.model["context"]
-    model = build_model(plan, tokenizer)
-    eval_set = data.eval_batch(plan.tasks, plan.eval_examples, seed=plan.seed, tokenizer=tokenizer, context=context)
-    batches = data.training_batches(
-        plan.tasks, plan.weights, batch_size=plan.batch, seed=plan.seed, tokenizer=tokenizer, context=context
-    )
-    config = TrainConfig(**plan.train)
-    result = train(model, config, batches, eval_set, device=device, progress=progress)
-    model.to("cpu").eval()
-    if result.stopped is not None:
-        raise TrainingFailed(f"training of `{plan.name}` stopped: {result.stopped}", result)
-    if result.collapsed:
-        names = ", ".join(f"`{t}` (loss {result.final[t].loss:.3f} ≈ chance {result.final[t].chance_loss:.3f})" for t in result.collapsed)
-        raise TrainingFailed(
-            f"training of `{plan.name}` collapsed to chance on {names}; a tiny model whose embeddings are "
-            "sparsified can do this: try sparsify_embeddings = false, a larger min_live, or more steps",
-            result,
-        )
-    return model, tokenizer, result
-
-
-def _record(plan: TrainPlan, trained) -> dict:
-    model, _, result = trained
-    metrics = {name: attrs.asdict(m) if attrs.has(type(m)) else vars(m) for name, m in result.final.items()}
-    densities = measured_density(model)
-    summary = ", ".join(f"{name} {m['accuracy']:.1%}" for name, m in metrics.items())
-    return {
-        "summary": f"{plan.name}: {summary}",
-        "plan": plan.describe(),
-        "metrics": metrics,
-        "curve": result.curve,
-        "seconds": result.seconds,
-        "tokens": result.tokens,
-        "density": densities,
-        "trained_at": time.time(),
-    }
-
-
-def ensure_means(trained: TrainedModel, cache: Cache, samples: int, seed: int) -> dict[str, torch.Tensor]:
-    """Mean activations over the training mixture, cached beside the model's weights."""
-    from runtime.ablation import mean_activations
-
-    def compute() -> dict[str, torch.Tensor]:
-        return mean_activations(trained.model, mixture_batches(trained, seed, max(1, -(-samples // 256))))
-
-    return cached_beside_model(trained, cache, f"means-{samples}-{seed}.safetensors", compute)
-
-
-def mixture_batches(trained: TrainedModel, seed: int, count: int) -> list:
-    """The first ``count`` batches of 256 of ``trained``'s training mixture, drawn with ``seed``."""
-    plan = trained.plan
-    stream = data.training_batches(
-        plan.tasks, plan.weights, batch_size=256, seed=seed, tokenizer=trained.tokenizer, context=plan.model["context"]
-    )
-    return [next(stream) for _ in range(count)]
-
-
-def cached_beside_model(
-    trained: TrainedModel, cache: Cache, name: str, compute: Callable[[], dict[str, torch.Tensor]]
-) -> dict[str, torch.Tensor]:
-    """Tensors derived from a trained model, kept as one more file of its cache entry (``name``)."""
-    with cache.lock("models", trained.plan.key):
-        entry = cache.read("models", trained.plan.key)
-        if entry is not None and name in entry.files:
-            return tensors_from_bytes(entry.files[name])
-        tensors = compute()
-        if entry is not None:
-            cache.add_files(entry, {name: tensors_to_bytes(tensors)})
-        return tensors
-
-
-# ---------------------------------------------------------------- pruning
-
-CIRCUIT = "circuit.json"
-SCORES = "scores.safetensors"
+class HypothesisPlan:
+    hypothesis: HypothesisSpec
+    #: What the first seed trains and prunes, with the cache keys it would reuse.
+    training: TrainPlan
+    pruning: PrunePlan
 
 
 @attrs.frozen
-class FoundCircuit:
-    plan: PrunePlan
-    #: ``runtime.circuit.Circuit`` of the chosen method.
-    circuit: object
-    #: Everything the prune found, JSON-ready: baseline, controls, trials, losses, times.
-    report: dict
-    cached: bool
+class VerifyPlan:
+    """Everything `circ verify` will do for one file, decided before any model exists."""
+
+    file: str
+    spec: CheckedSpec
+    hypotheses: tuple[HypothesisPlan, ...]
+    seeds: int
 
 
-def prune_config(plan: PrunePlan):
-    from runtime.prune import PruneConfig
+def compile_spec(path: str | Path, *, hypothesis: str | None = None, seeds: int = 1) -> VerifyPlan:
+    """text -> modules -> checked spec -> plans. Imports no torch; raises CircError on any problem."""
+    if seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {seeds}")
+    spec = check_spec(path)
+    chosen = []
+    for hyp in _hypotheses(spec, Path(path), hypothesis):
+        training = plan_training(spec.tasks, spec.vocab, hyp.prune.train)
+        chosen.append(HypothesisPlan(hyp, training, plan_pruning(spec.tasks, spec.vocab, hyp.prune, training)))
+    return VerifyPlan(display_path(Path(path)), spec, tuple(chosen), seeds)
 
-    # The plan's settings are PruneConfig's fields, plus the one the pipeline
-    # uses itself (how many samples the cached means are taken over).
-    return PruneConfig(**{k: v for k, v in plan.settings.items() if k != "mean_samples"})
 
-
-def ensure_circuit(
-    plan: PrunePlan,
-    trained: TrainedModel,
+def verify_spec(
+    plan: VerifyPlan,
     cache: Cache,
     *,
-    progress: Callable[[str, int, int, dict], None] | None = None,
-    reprune: bool = False,
-) -> FoundCircuit:
-    """The circuit of ``plan``: from the cache, or pruned now and cached."""
-    from runtime.prune import prune
+    device: torch.device,
+    strict: bool = False,
+    out: Path | None = None,
+    train_progress: Callable | None = None,
+    prune_progress: Callable | None = None,
+) -> FileResult:
+    """plans -> model -> circuit -> verdicts -> results, each hypothesis on every seed."""
+    from circuitdsl.verification.run import verify_hypothesis_over_seeds
 
-    with cache.lock("circuits", plan.key):
-        entry = None if reprune else cache.read("circuits", plan.key)
-        if entry is not None:
-            report = json.loads(entry.files[CIRCUIT])
-            return FoundCircuit(plan, circuit_from_json(report["circuit"]), report, cached=True)
-        settings = plan.settings
-        means = ensure_means(trained, cache, settings["mean_samples"], seed=settings["seed"])
-        config = prune_config(plan)
-        context = trained.plan.model["context"]
-        batch, _ = data.task_batch(
-            plan.task, config.batch * 8 + config.eval_examples, seed=settings["seed"] + PRUNE_SEED_OFFSET,
-            tokenizer=trained.tokenizer, context=context,
+    results = tuple(
+        verify_hypothesis_over_seeds(
+            plan.spec, h.hypothesis, cache, device=device, seeds=plan.seeds, out=out,
+            train_progress=train_progress, prune_progress=prune_progress,
         )
-        mixture = mixture_batches(trained, settings["seed"] + PRUNE_SEED_OFFSET, 4)
-        result = prune(trained.model, batch, means, config, mixture=mixture, progress=progress)
-        report = prune_report(plan, trained, result)
-        files = {CIRCUIT: json.dumps(report, indent=2).encode("utf-8")}
-        if result.mask_scores is not None:
-            files[SCORES] = tensors_to_bytes({f"mask/{k}": v for k, v in result.mask_scores.items()})
-        cache.write("circuits", plan.key, files, {"summary": _circuit_summary(plan, result), "model": trained.plan.key})
-        return FoundCircuit(plan, result.circuit, report, cached=False)
-
-
-#: Pruning draws its examples from a stream apart from training's and evaluation's.
-PRUNE_SEED_OFFSET = 1_000_003
-
-
-def _circuit_summary(plan: PrunePlan, result) -> str:
-    c = result.circuit
-    return f"{plan.name} ({plan.task.name}): {len(c.nodes)} nodes, {len(c.edges)} edges, loss {c.loss:.3f}"
-
-
-def prune_report(plan: PrunePlan, trained: TrainedModel, result) -> dict:
-    controls = result.controls
-    return {
-        "prune": plan.name,
-        "task": plan.task.name,
-        "key": plan.key,
-        "model_key": trained.plan.key,
-        "settings": plan.settings,
-        "circuit": result.circuit.to_json(),
-        "baseline": result.baseline.to_json() if result.baseline is not None else None,
-        "size_ratio": result.size_ratio,
-        "full_loss": result.full_loss,
-        "empty_loss": result.empty_loss,
-        "best": dataclasses.asdict(result.best) if result.best is not None else None,
-        "trials": [dataclasses.asdict(t) for t in result.trials],
-        "controls": dataclasses.asdict(controls) if controls is not None else None,
-        "seconds": result.seconds,
-    }
-
-
-def circuit_from_json(data: dict):
-    """The inverse of ``Circuit.to_json`` for the fields a Circuit holds (the rest is derived)."""
-    from runtime.circuit import Circuit, Edge
-
-    return Circuit(
-        nodes=tuple(data["nodes"]),
-        edges=tuple(Edge(e["src"], e["dst"], e["weight"], e["kind"]) for e in data["edges"]),
-        total_nodes=data["total_nodes"],
-        n_layer=len(data["per_layer"]),
-        method=data["method"],
-        ablation=data["ablation"],
-        target=data["target"],
-        loss=data["loss"],
-        accuracy=data["accuracy"],
-        calibrated_loss=data["calibrated_loss"],
-        scale=data["logit_scale"],
+        for h in plan.hypotheses
     )
+    return FileResult(plan.file, results, strict=strict)
+
+
+def _hypotheses(spec: CheckedSpec, path: Path, name: str | None) -> list[HypothesisSpec]:
+    """The one asked for, else those ``path`` itself declares (an imported file's are verified there)."""
+    if name is not None:
+        if name not in spec.hypotheses:
+            hint = suggest(name, spec.hypotheses)
+            known = ", ".join(f"`{k}`" for k in spec.hypotheses) or "none"
+            raise UsageError(f"no hypothesis block named `{name}` in {path}" + (f"; {hint}" if hint else f" (known: {known})"))
+        return [spec.hypotheses[name]]
+    here = path.resolve()
+    own = [h for h in spec.hypotheses.values() if h.span is None or Path(h.span.path).resolve() == here]
+    chosen = own or list(spec.hypotheses.values())
+    if not chosen:
+        raise UsageError(f"{path} defines no hypothesis block (its imports included)")
+    return chosen
+
+
+def check_spec(path: str | Path) -> CheckedSpec:
+    """Read, parse and check one ``.circ`` file with its imports."""
+    modules, sources = load_modules(path)
+    return check_modules(modules, sources, display_path(Path(path)))
+
+
+def check_spec_text(text: str, path: str = "<string>") -> CheckedSpec:
+    """Parse and check a spec given as text (it may not import other files)."""
+    module = parse(text, path)
+    sources = {path: text}
+    imports = [item for item in module.items if isinstance(item, n.Import)]
+    if imports:
+        raise CircError([Diagnostic("C0501", "a spec given as text cannot import files", imports[0].span)], sources)
+    return check_modules([module], sources, path)

@@ -2,7 +2,8 @@
 
 Registered through the ``pytest11`` entry point, so installing circuitdsl is
 enough. A ``.circ`` file is collected when it declares a hypothesis; each
-claim is one item (``specs/bracket_depth.circ::averaging::nodes <= 40``). The
+claim is one item, named by the claim's id (``specs/bracket_depth.circ::averaging::size.nodes``;
+an adversarial block gives one item per ``expect``). The
 first item of a hypothesis runs the pipeline (train, prune, verify: all
 cached), and the others read its verdicts. An invalid spec is one failing
 item showing the diagnostics.
@@ -46,21 +47,20 @@ def pytest_collect_file(file_path: Path, parent):
 
 class CircFile(pytest.File):
     def collect(self):
-        from .diagnostics import CircError
-        from .formatter import format_statement
-        from .loader import load_program
+        from circuitdsl.diagnostics import CircError
+        from circuitdsl.pipeline import check_spec
 
         try:
-            program = load_program(self.path)
+            spec = check_spec(self.path)
         except CircError as err:
             yield InvalidSpec.from_parent(self, name="check", error=err)
             return
-        for name, hyp in program.hypotheses.items():
+        for name, hyp in spec.hypotheses.items():
             if hyp.span is not None and Path(hyp.span.path).resolve() != self.path.resolve():
                 continue  # declared in an imported file: collected there
-            runner = _HypothesisRunner(self.config, program, name)
-            for index, claim in enumerate(hyp.claims):
-                yield ClaimItem.from_parent(self, name=f"{name}::{format_statement(claim)}", runner=runner, index=index)
+            runner = _HypothesisRunner(self.config, spec, name)
+            for claim in hyp.claims:
+                yield ClaimItem.from_parent(self, name=f"{name}::{claim.id}", runner=runner, claim_id=claim.id, text=claim.text)
 
 
 class InvalidSpec(pytest.Item):
@@ -87,41 +87,54 @@ class ClaimRefuted(Exception):
 
 
 class _HypothesisRunner:
-    """Runs one hypothesis once, on demand, for all of its claim items."""
+    """Runs one hypothesis once, on demand, for all of its claim items.
 
-    def __init__(self, config, program, name: str):
-        self.config, self.program, self.name = config, program, name
-        self._run = None
+    A run that fails (training diverged, no CUDA device) fails every item with
+    the same message, and is not retried for each of them.
+    """
+
+    def __init__(self, config, spec, name: str):
+        self.config, self.spec, self.name = config, spec, name
+        self._result = None
+        self._error = None
 
     def run(self):
-        if self._run is None:
-            from .cache import Cache
-            from .pipeline import resolve_device
-            from .run_verify import verify_program
+        from circuitdsl.diagnostics import CircError
 
-            cache = Cache(self.config.getoption("--circ-cache-dir"))
-            device = resolve_device(self.config.getoption("--circ-device"))
-            self._run = verify_program(self.program, [self.name], cache, device=device)[0]
-        return self._run
+        if self._error is not None:
+            raise ClaimRefuted(self._error)
+        if self._result is None:
+            from circuitdsl.build.models import resolve_device
+            from circuitdsl.store.cache import Cache
+            from circuitdsl.verification.run import verify_hypothesis_over_seeds
+
+            try:
+                cache = Cache(self.config.getoption("--circ-cache-dir"))
+                device = resolve_device(self.config.getoption("--circ-device"))
+                self._result = verify_hypothesis_over_seeds(self.spec, self.spec.hypotheses[self.name], cache, device=device)
+            except CircError as err:
+                self._error = f"hypothesis `{self.name}` could not be verified:\n{err.render()}"
+                raise ClaimRefuted(self._error) from None
+        return self._result
 
 
 class ClaimItem(pytest.Item):
-    def __init__(self, *, runner: _HypothesisRunner, index: int, **kwargs):
+    def __init__(self, *, runner: _HypothesisRunner, claim_id: str, text: str, **kwargs):
         super().__init__(**kwargs)
-        self.runner, self.index = runner, index
+        self.runner, self.claim_id, self.text = runner, claim_id, text
 
     def runtest(self):
-        from .report import fmt_interval, fmt_number
-        from .run_verify import FAIL, INCONCLUSIVE
+        from circuitdsl.report.verdicts import fmt_interval, fmt_number
+        from circuitdsl.verification.verdict import FAIL
 
-        claim = self.runner.run().claims[self.index]
+        claim = self.runner.run().claim(self.claim_id)
         v = claim.verdict
         detail = f"measured {fmt_number(v.measured)} {fmt_interval(v.interval)}, threshold {v.threshold}".strip()
         strict = self.config.getoption("--circ-strict")
         if claim.status == FAIL:
             raise ClaimRefuted(f"refuted: {v.claim}\n  {detail}\n  evidence: {v.evidence.get('summary', '') if v.evidence else ''}")
-        if strict and (claim.status == INCONCLUSIVE or claim.vacuous):
-            why = "inconclusive" if claim.status == INCONCLUSIVE else "vacuous (holds on an untrained model too)"
+        if claim.fails(strict):
+            why = "vacuous (holds on an untrained model too)" if claim.vacuous else "inconclusive"
             raise ClaimRefuted(f"{why}: {v.claim}\n  {detail}")
 
     def repr_failure(self, excinfo):
@@ -130,5 +143,4 @@ class ClaimItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return self.path, None, self.name
-
+        return self.path, None, f"{self.name} ({self.text})"

@@ -5,14 +5,9 @@ one model to run on), ``samples`` and ``conditions`` (fresh task samples and
 the conditions that select them), ``statistics`` and ``roles`` (which units
 each role binds), ``outcomes`` (metrics and their intervals), then one
 module per claim kind (``size``, ``patching`` for ablate/intervene,
-``adversarial``), and ``engine``, which runs them all.
+``adversarial``), ``engine``, which runs them all, ``run``, which runs a
+hypothesis over seeds, and ``results``, what comes out.
 
-This package runs models, so it imports torch; ``circ check`` never imports it.
+Most of this package runs models and imports torch, so this file imports
+nothing: ``verdict`` and ``results`` stay readable without torch.
 """
-
-from .arm import VerifyContext
-from .engine import Progress, verify_hypothesis
-from .errors import VerifyError
-from .verdict import FAIL, INCONCLUSIVE, PASS, Verdict
-
-__all__ = ["FAIL", "INCONCLUSIVE", "PASS", "Progress", "Verdict", "VerifyContext", "VerifyError", "verify_hypothesis"]

@@ -28,54 +28,43 @@ from torch import Tensor
 
 from runtime.probe import Readout
 
-from .. import nodes as n
-from ..formatter import format_expr, format_statement
-from ..program import HypothesisSpec
-from ..settings import NotConstant, constant_number
-from .arm import Arm
-from .conditions import draw_when, evaluate, names_in
-from .errors import NoSamples, VerifyError
-from .outcomes import Decision, bound_of, independent, metric_text, metric_values, summary, threshold_text
-from .verdict import FAIL, INCONCLUSIVE, PASS, Verdict, interval_of
+from circuitdsl.spec.checked import HypothesisSpec
+from circuitdsl.spec.claims import ExpectClaim, Outcome, Variant
+from circuitdsl.syntax import ast as n
+from circuitdsl.syntax.formatter import format_expr
+from circuitdsl.verification.arm import Arm
+from circuitdsl.verification.conditions import draw_when, evaluate, names_in
+from circuitdsl.verification.errors import NoSamples, VerifyError
+from circuitdsl.verification.outcomes import Decision, independent, metric_values, summary
+from circuitdsl.verification.verdict import FAIL, INCONCLUSIVE, PASS, Verdict, interval_of
 
 
-def sweep_points(bindings: list[n.Binding]) -> tuple[list[str], list[tuple[n.Binding, ...]], list[dict]]:
+def sweep_points(variant: Variant) -> tuple[list[str], list[tuple[n.Binding, ...]], list[dict]]:
     """The swept variables, then for each point its override bindings and its coordinates."""
-    fixed = [b for b in bindings if not isinstance(b.value, n.Range)]
-    swept = [b for b in bindings if isinstance(b.value, n.Range)]
-    axes = []
-    for binding in swept:
-        try:
-            low, high = constant_number(binding.value.low), constant_number(binding.value.high)
-        except NotConstant as err:
-            raise VerifyError(f"the swept range of `{binding.name}` must be constant: {err.message}") from None
-        if low != int(low) or high != int(high):
-            raise VerifyError(f"the swept range of `{binding.name}` must have whole-number ends")
-        axes.append([(binding.name, v) for v in range(int(low), int(high) + 1)])
+    axes = [[(name, v) for v in values] for name, values in variant.axes]
     points, coords = [], []
     for combo in itertools.product(*axes):
-        points.append(tuple(fixed) + tuple(n.Binding(name, n.Number(v)) for name, v in combo))
+        points.append(variant.fixed + tuple(n.Binding(name, n.Number(v)) for name, v in combo))
         coords.append(dict(combo))
-    return [b.name for b in swept], points, coords
+    return [name for name, _ in variant.axes], points, coords
 
 
-def adversarial_verdicts(block: n.Adversarial, arm: Arm, hyp: HypothesisSpec, index: int) -> list[Verdict]:
-    bindings = [item for item in block.body if isinstance(item, n.Binding)]
+def adversarial_verdicts(expects: list[ExpectClaim], arm: Arm, hyp: HypothesisSpec) -> list[Verdict]:
+    """The verdicts of one adversarial block's expects, whose variant is sampled once for all of them."""
+    first = expects[0]
     try:
-        variant: _Variant | VerifyError = _Variant(arm, hyp, f"{arm.ctx.seed}:claim{index}", bindings)
+        variant: _Variant | VerifyError = _Variant(arm, hyp, f"{arm.ctx.seed}:claim{first.position}", first.variant)
     except VerifyError as err:
         variant = err  # every expect reports it, so both arms give one verdict per expect
     verdicts = []
-    for expect in (item for item in block.body if isinstance(item, n.Expect)):
-        outcome = expect.outcome
-        claim = f"adversarial {block.name}: " + format_statement(expect)
+    for expect in expects:
         try:
             if isinstance(variant, VerifyError):
                 raise variant
-            verdicts.append(variant.verdict(claim, outcome))
+            verdicts.append(variant.verdict(expect))
         except VerifyError as err:
             verdicts.append(
-                Verdict(claim, "adversarial", None, threshold_text(outcome), INCONCLUSIVE, None, {"problem": str(err)})
+                Verdict(expect.id, expect.text, "adversarial", None, expect.outcome.threshold, INCONCLUSIVE, None, {"problem": str(err)})
             )
     return verdicts
 
@@ -83,13 +72,13 @@ def adversarial_verdicts(block: n.Adversarial, arm: Arm, hyp: HypothesisSpec, in
 class _Variant:
     """One adversarial block on one arm: its sweep points, and their samples (drawn once, shared by expects)."""
 
-    def __init__(self, arm: Arm, hyp: HypothesisSpec, seed: str, bindings: list[n.Binding]):
-        self.arm, self.hyp, self.seed, self.bindings = arm, hyp, seed, bindings
-        self.swept, self.points, self.coords = sweep_points(bindings)
+    def __init__(self, arm: Arm, hyp: HypothesisSpec, seed: str, variant: Variant):
+        self.arm, self.hyp, self.seed, self.bindings = arm, hyp, seed, variant.bindings
+        self.swept, self.points, self.coords = sweep_points(variant)
         self.latents = set(arm.ctx.task.latents)
         self._readouts: dict[tuple[str, str], Readout] = {}
 
-    def values(self, which: str, overrides, when: n.Expr | None, metric: n.Metric) -> Tensor:
+    def values(self, which: str, overrides, when: n.Expr | None, outcome: Outcome) -> Tensor:
         """Per-sample metric values on the task (``which`` = "base") or one sweep point, where ``when`` holds."""
         ctx = self.arm.ctx
         key = (which, format_expr(when) if when is not None else "")
@@ -100,14 +89,15 @@ class _Variant:
                 seed = f"{self.seed}:{which}:{key[1]}"
                 samples = draw_when(when, ctx.task, self.hyp.samples, seed, ctx.tokenizer, ctx.context, overrides)
             self._readouts[key] = self.arm.readout(samples)
-        return metric_values(metric, self._readouts[key], ctx.tokenizer)
+        return metric_values(outcome, self._readouts[key], ctx.tokenizer)
 
-    def verdict(self, claim: str, outcome: n.Outcome) -> Verdict:
+    def verdict(self, expect: ExpectClaim) -> Verdict:
+        outcome = expect.outcome
         confidence = self.hyp.confidence
         reference = None
         if outcome.change is not None:
             task_has_all = outcome.when is not None and names_in(outcome.when) - {"token"} <= self.latents
-            reference = self.values("base", (), outcome.when if task_has_all else None, outcome.metric)
+            reference = self.values("base", (), outcome.when if task_has_all else None, outcome)
         curve: list[dict] = []
         not_covered: list = []
         decisions: list[Decision] = []
@@ -121,12 +111,12 @@ class _Variant:
                 # measured on the trained model, so the report shows how far
                 # the prediction holds beyond what was claimed.
                 if self.arm.name == "trained":
-                    values = self.values(f"variant{point}", overrides, None, outcome.metric)
+                    values = self.values(f"variant{point}", overrides, None, outcome)
                     beyond = independent(outcome, reference, values, confidence).point()
                     curve.append({"x": x, **beyond, "status": "not claimed", "metric": summary(values, confidence)["value"]})
                 continue
             try:
-                values = self.values(f"variant{point}", overrides, when, outcome.metric)
+                values = self.values(f"variant{point}", overrides, when, outcome)
             except NoSamples:
                 if when is None:
                     raise
@@ -141,10 +131,10 @@ class _Variant:
             raise NoSamples(f"`when {format_expr(outcome.when)}` holds on no sample of any swept value")
         statuses = [d.status for d in decisions]
         status = FAIL if FAIL in statuses else INCONCLUSIVE if INCONCLUSIVE in statuses else PASS
-        deciding = _deciding(decisions, status, bound_of(outcome))
+        deciding = _deciding(decisions, status, outcome.bound)
         est, point = decisions[deciding].estimate, curve[decided_at[deciding]]
         evidence: dict = {"variant": {b.name: format_expr(b.value) for b in self.bindings}, "samples": est.n}
-        said = f"{metric_text(outcome.metric)} {point['metric']:.3f} on the variant"
+        said = f"{outcome.metric_text} {point['metric']:.3f} on the variant"
         if reference is not None:
             evidence["unchanged_task"] = summary(reference, confidence)
             said += f", {evidence['unchanged_task']['value']:.3f} on the task"
@@ -158,10 +148,11 @@ class _Variant:
             evidence["variant_metric"] = point["metric"]
         evidence["summary"] = said
         return Verdict(
-            claim=claim,
+            id=expect.id,
+            claim=expect.text,
             kind="adversarial",
             measured=est.value,
-            threshold=threshold_text(outcome),
+            threshold=outcome.threshold,
             status=status,
             interval=interval_of(est.low, est.high),
             evidence=evidence,

@@ -24,11 +24,11 @@ from runtime.probe import Readout, readout, record
 from runtime.relations import Wiring
 from runtime.tokenizer import Tokenizer
 
-from .. import nodes as n
-from ..formatter import format_expr
-from ..program import TaskSpec
-from .conditions import draw_when
-from .samples import Samples, draw
+from circuitdsl.syntax import ast as n
+from circuitdsl.syntax.formatter import format_expr
+from circuitdsl.spec.checked import TaskSpec
+from circuitdsl.verification.conditions import draw_when
+from circuitdsl.verification.samples import Samples, draw
 
 
 class SampleBank:

@@ -27,46 +27,23 @@ from runtime.probe import Readout
 from runtime.stats import Estimate, independent_difference, mean_interval, share_or_mean
 from runtime.tokenizer import Tokenizer
 
-from .. import nodes as n
-from ..formatter import format_expr
-from ..settings import constant_number
-from .errors import VerifyError
-from .verdict import compare, status_of
+from circuitdsl.spec.claims import Outcome
+from circuitdsl.verification.errors import VerifyError
+from circuitdsl.verification.verdict import compare, status_of
 
 
-def metric_values(metric: n.Metric, readout: Readout, tokenizer: Tokenizer) -> Tensor:
-    """(B,) float64: the metric of each sample."""
-    if metric.name == "accuracy":
-        values = readout.correct.double()
-    elif metric.name == "loss":
-        values = -readout.answer_logprob.double()
-    elif metric.name == "margin":
-        values = readout.margin.double()
-    elif metric.name in ("p", "rate"):
-        token = metric.args[0].value
-        if not isinstance(token, n.String):
-            raise VerifyError(f"`{metric.name}` takes a token written as a string")
-        token_id = tokenizer.token_id(token.value)
-        values = readout.prob(token_id).double() if metric.name == "p" else (readout.argmax == token_id).double()
-    else:
-        raise VerifyError(f"unknown metric `{metric.name}`")
-    return values
-
-
-def metric_text(metric: n.Metric) -> str:
-    """``accuracy``, ``p("]]")``: the metric as written."""
-    if metric.args is None:
-        return metric.name
-    return f"{metric.name}({', '.join(format_expr(a.value) for a in metric.args)})"
-
-
-def bound_of(outcome: n.Outcome) -> float:
-    return float(constant_number(outcome.bound))
-
-
-def threshold_text(outcome: n.Outcome) -> str:
-    change = f"{outcome.change} by " if outcome.change else ""
-    return f"{change}{outcome.op} {format_expr(outcome.bound)}"
+def metric_values(outcome: Outcome, readout: Readout, tokenizer: Tokenizer) -> Tensor:
+    """(B,) float64: the outcome's metric on each sample."""
+    metric = outcome.metric
+    if metric == "accuracy":
+        return readout.correct.double()
+    if metric == "loss":
+        return -readout.answer_logprob.double()
+    if metric == "margin":
+        return readout.margin.double()
+    # The checker admits no other metric, and only a one-token string for these two.
+    token_id = tokenizer.token_id(outcome.token)
+    return readout.prob(token_id).double() if metric == "p" else (readout.argmax == token_id).double()
 
 
 @dataclass(frozen=True)
@@ -79,11 +56,11 @@ class Decision:
         return {"value": e.value, "lo": e.low, "hi": e.high, "n": e.n, "status": self.status}
 
 
-def decide(outcome: n.Outcome, estimate: Estimate) -> Decision:
-    return Decision(estimate, status_of(compare(estimate.low, estimate.high, outcome.op, bound_of(outcome))))
+def decide(outcome: Outcome, estimate: Estimate) -> Decision:
+    return Decision(estimate, status_of(compare(estimate.low, estimate.high, outcome.op, outcome.bound)))
 
 
-def paired(outcome: n.Outcome, reference: Tensor, measured: Tensor, confidence: float) -> Decision:
+def paired(outcome: Outcome, reference: Tensor, measured: Tensor, confidence: float) -> Decision:
     """The outcome on ``measured``; a change is against ``reference`` on the same samples."""
     if measured.numel() == 0:
         raise VerifyError("no sample to measure the outcome on")
@@ -93,7 +70,7 @@ def paired(outcome: n.Outcome, reference: Tensor, measured: Tensor, confidence: 
     return decide(outcome, mean_interval(diff, confidence))
 
 
-def independent(outcome: n.Outcome, reference: Tensor | None, measured: Tensor, confidence: float) -> Decision:
+def independent(outcome: Outcome, reference: Tensor | None, measured: Tensor, confidence: float) -> Decision:
     """The outcome on ``measured``; a change is against independent ``reference`` samples."""
     if measured.numel() == 0:
         raise VerifyError("no sample to measure the outcome on")

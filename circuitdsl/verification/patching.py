@@ -28,18 +28,16 @@ from runtime.ablation import ablation_hooks
 from runtime.nodes import parse_node, sites
 from runtime.probe import positions
 
-from .. import nodes as n
-from ..formatter import format_expr, format_statement
-from ..program import HypothesisSpec
-from ..settings import NotConstant, constant_number
-from .arm import Arm
-from .conditions import position_mask
-from .errors import VerifyError
-from .outcomes import metric_text, metric_values, paired, summary, threshold_text
-from .roles import RoleBinding
-from .samples import Samples, draw
-from .statistics import offset_of
-from .verdict import Verdict, interval_of
+from circuitdsl.spec.checked import HypothesisSpec
+from circuitdsl.spec.claims import AblateClaim, InterveneClaim
+from circuitdsl.syntax import ast as n
+from circuitdsl.verification.arm import Arm
+from circuitdsl.verification.conditions import position_mask, uses_token
+from circuitdsl.verification.errors import VerifyError
+from circuitdsl.verification.outcomes import metric_values, paired, summary
+from circuitdsl.verification.roles import RoleBinding
+from circuitdsl.verification.samples import Samples, draw
+from circuitdsl.verification.verdict import Verdict, interval_of
 
 
 def _columns(nodes: tuple[str, ...]) -> dict[str, list[int]]:
@@ -87,23 +85,24 @@ def _keep_masks(targets: tuple[str, ...], arm: Arm, roles: dict[str, RoleBinding
     return keep, len(nodes)
 
 
-def ablate_verdict(claim: n.AblateClaim, arm: Arm, roles: dict[str, RoleBinding], hyp: HypothesisSpec, index: int) -> Verdict:
+def ablate_verdict(claim: AblateClaim, arm: Arm, roles: dict[str, RoleBinding], hyp: HypothesisSpec) -> Verdict:
     ctx = arm.ctx
     kind = claim.ablation or ctx.default_ablation
     keep, changed = _keep_masks(claim.targets, arm, roles)
-    seed = f"{ctx.seed}:claim{index}"
+    seed = f"{ctx.seed}:claim{claim.position}"
     samples = arm.bank.task(claim.outcome.when)
     base = arm.readout(samples)
     ablated = arm.readout(samples, arm.ablation(keep, kind, hyp.samples, seed))
-    ref = metric_values(claim.outcome.metric, base, ctx.tokenizer)
-    new = metric_values(claim.outcome.metric, ablated, ctx.tokenizer)
+    ref = metric_values(claim.outcome, base, ctx.tokenizer)
+    new = metric_values(claim.outcome, ablated, ctx.tokenizer)
     decision = paired(claim.outcome, ref, new, hyp.confidence)
     est = decision.estimate
     return Verdict(
-        claim=format_statement(claim),
+        id=claim.id,
+        claim=claim.text,
         kind="ablate",
         measured=est.value,
-        threshold=threshold_text(claim.outcome),
+        threshold=claim.outcome.threshold,
         status=decision.status,
         interval=interval_of(est.low, est.high),
         evidence={
@@ -113,19 +112,17 @@ def ablate_verdict(claim: n.AblateClaim, arm: Arm, roles: dict[str, RoleBinding]
             "samples": len(samples),
             "unablated": summary(ref, hyp.confidence),
             "ablated": summary(new, hyp.confidence),
-            "summary": f"{metric_text(claim.outcome.metric)} {float(ref.mean()):.3f} -> {float(new.mean()):.3f} "
+            "summary": f"{claim.outcome.metric_text} {float(ref.mean()):.3f} -> {float(new.mean()):.3f} "
             f"with {changed} node(s) {kind}-ablated, on {len(samples)} samples",
         },
     )
 
 
-def intervene_verdict(claim: n.InterveneClaim, arm: Arm, roles: dict[str, RoleBinding], hyp: HypothesisSpec, index: int) -> Verdict:
+def intervene_verdict(claim: InterveneClaim, arm: Arm, roles: dict[str, RoleBinding], hyp: HypothesisSpec) -> Verdict:
     ctx, config = arm.ctx, arm.model.config
-    if claim.role not in roles:
-        raise VerifyError(f"no role `{claim.role}`")
     nodes = _role_nodes((claim.role,), roles, config)
-    seed = f"{ctx.seed}:claim{index}"
-    values, offset = _target_values(claim.value, nodes, arm, hyp, seed)
+    seed = f"{ctx.seed}:claim{claim.position}"
+    values, offset = _target_values(claim, nodes, arm, hyp, seed)
     samples = arm.bank.task(_both(claim.when, claim.outcome.when))
     widths = _widths(config)
     patch, columns = {}, {}
@@ -143,16 +140,17 @@ def intervene_verdict(claim: n.InterveneClaim, arm: Arm, roles: dict[str, RoleBi
 
     base = arm.readout(samples)
     patched = arm.readout(samples, hooks)
-    ref = metric_values(claim.outcome.metric, base, ctx.tokenizer)
-    new = metric_values(claim.outcome.metric, patched, ctx.tokenizer)
+    ref = metric_values(claim.outcome, base, ctx.tokenizer)
+    new = metric_values(claim.outcome, patched, ctx.tokenizer)
     decision = paired(claim.outcome, ref, new, hyp.confidence)
     est = decision.estimate
     shown = dict(list(values.items())[:16])
     return Verdict(
-        claim=format_statement(claim),
+        id=claim.id,
+        claim=claim.text,
         kind="intervene",
         measured=est.value,
-        threshold=threshold_text(claim.outcome),
+        threshold=claim.outcome.threshold,
         status=decision.status,
         interval=interval_of(est.low, est.high),
         evidence={
@@ -162,28 +160,23 @@ def intervene_verdict(claim: n.InterveneClaim, arm: Arm, roles: dict[str, RoleBi
             "samples": len(samples),
             "unchanged": summary(ref, hyp.confidence),
             "intervened": summary(new, hyp.confidence),
-            "summary": f"{metric_text(claim.outcome.metric)} {float(ref.mean()):.3f} -> {float(new.mean()):.3f} "
+            "summary": f"{claim.outcome.metric_text} {float(ref.mean()):.3f} -> {float(new.mean()):.3f} "
             f"with {len(nodes)} node(s) set, on {len(samples)} samples",
         },
     )
 
 
-def _target_values(value: n.Expr, nodes: tuple[str, ...], arm: Arm, hyp: HypothesisSpec, seed: str) -> tuple[dict[str, float], int]:
+def _target_values(claim: InterveneClaim, nodes: tuple[str, ...], arm: Arm, hyp: HypothesisSpec, seed: str) -> tuple[dict[str, float], int]:
     """Each node's value to set, and the position (an offset from the answer) to set it at."""
-    try:
-        number = float(constant_number(value))
-        return {node: number for node in nodes}, 0
-    except NotConstant:
-        pass
-    if not (isinstance(value, n.Call) and value.func == "mean"):
-        raise VerifyError(f"an intervention sets `mean(act | condition)` or a number, not `{format_expr(value)}`")
+    if claim.number is not None:
+        return {node: claim.number for node in nodes}, 0
     ctx = arm.ctx
     pool: Samples = draw(ctx.task, hyp.samples, f"{seed}:value", ctx.tokenizer, ctx.context)
-    given = next((a.given for a in value.args if a.name is None), None)
-    offset = offset_of(value, [given])
+    given = claim.mean_of
+    offset = claim.at if claim.at is not None else (None if uses_token(given) else 0)
     rows = position_mask(given, pool, positions(pool.batch, offset))
     if not rows.any():
-        raise VerifyError(f"`{format_expr(value)}`: the condition holds at no position of {len(pool)} samples")
+        raise VerifyError(f"`{claim.value_text}`: the condition holds at no position of {len(pool)} samples")
     columns = _columns(nodes)
     acts = arm.record(pool, {site: torch.tensor(idx) for site, idx in columns.items()})
     values = {}

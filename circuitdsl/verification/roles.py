@@ -26,16 +26,15 @@ import torch
 from runtime.nodes import parse_node
 from runtime.relations import head_channels, heads_of, parse_head
 
-from .. import builtins as b
-from .. import nodes as n
-from ..formatter import format_expr
-from ..settings import NotConstant, constant_number
-from .arm import Arm
-from .conditions import layers_of
-from .errors import VerifyError
-from .samples import Samples
-from .statistics import Statistics, unit_activations
-from .verdict import compare, kleene_and, kleene_not, kleene_or
+from circuitdsl.check import builtins as b
+from circuitdsl.spec.claims import RoleClaim
+from circuitdsl.syntax import ast as n
+from circuitdsl.syntax.formatter import format_expr
+from circuitdsl.verification.arm import Arm
+from circuitdsl.verification.errors import VerifyError
+from circuitdsl.verification.samples import Samples
+from circuitdsl.verification.statistics import Statistics, unit_activations
+from circuitdsl.verification.verdict import compare, kleene_and, kleene_not, kleene_or
 
 #: Sites each role kind binds nodes of (heads are built from q/k/v).
 KIND_SITES = {
@@ -119,8 +118,7 @@ def unit_layer(unit: str) -> int:
     return head[0] if head else parse_node(unit).layer
 
 
-def candidates(decl: n.RoleDecl, circuit_nodes: tuple[str, ...], config) -> tuple[str, ...]:
-    layers = layers_of(decl.layer)
+def candidates(decl: n.RoleDecl, layers: frozenset[int] | None, circuit_nodes: tuple[str, ...], config) -> tuple[str, ...]:
     if decl.kind == ("attn", "head"):
         units = sorted(heads_of(circuit_nodes, config), key=lambda h: parse_head(h))
     elif decl.kind in KIND_SITES:
@@ -165,11 +163,13 @@ def has_statistics(expr: n.Expr | None) -> bool:
 class RoleSolver:
     """Binds every role of a hypothesis on one arm."""
 
-    def __init__(self, roles: tuple[n.RoleDecl, ...], arm: Arm, samples: Samples | None, confidence: float):
+    def __init__(self, roles: tuple[RoleClaim, ...], arm: Arm, samples: Samples | None, confidence: float):
         self.arm = arm
         self.config = arm.model.config
-        self.decls = {r.name: r for r in roles}
-        self.bindings = {r.name: RoleBinding(r, candidates(r, arm.ctx.circuit_nodes, self.config)) for r in roles}
+        self.decls = {r.name: r.decl for r in roles}
+        self.bindings = {
+            r.name: RoleBinding(r.decl, candidates(r.decl, r.layers, arm.ctx.circuit_nodes, self.config)) for r in roles
+        }
         self.stats = self._statistics(samples, confidence)
 
     def _statistics(self, samples: Samples | None, confidence: float) -> Statistics | None:
@@ -269,11 +269,9 @@ class RoleSolver:
         if isinstance(e, n.Name) and e.id == "layer":
             layer = float(unit_layer(unit))
             return layer, layer
-        try:
-            value = float(constant_number(e))
-        except NotConstant:
-            raise VerifyError(f"`{format_expr(e)}` cannot be measured") from None
-        return value, value
+        if isinstance(e, n.Number):  # lowered: the checker folded every constant to one
+            return float(e.value), float(e.value)
+        raise VerifyError(f"`{format_expr(e)}` cannot be measured")
 
     def _comparison(self, e: n.Binary, unit: str, parts: list[dict]) -> bool | None:
         values: dict = {}

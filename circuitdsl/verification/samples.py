@@ -15,10 +15,10 @@ import torch
 from runtime.batch import Batch, encode_batch
 from runtime.tokenizer import Tokenizer
 
-from .. import nodes as n
-from ..program import TaskSpec
-from ..sampler import Example, sample_examples
-from .errors import NoSamples, VerifyError
+from circuitdsl.syntax import ast as n
+from circuitdsl.spec.checked import TaskSpec
+from circuitdsl.tasks.sampler import Example, sample_examples
+from circuitdsl.verification.errors import NoSamples, VerifyError
 
 #: Rounds of ``n`` draws tried when only some samples satisfy a condition.
 MAX_ROUNDS = 20

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 from runtime.nodes import parse_node
 
-from .. import nodes as n
-from ..formatter import format_expr, format_statement
-from ..settings import constant_number
-from .arm import VerifyContext
-from .conditions import layers_of
-from .verdict import Verdict, compare, status_of
+from circuitdsl.spec.claims import SizeClaim
+from circuitdsl.verification.arm import VerifyContext
+from circuitdsl.verification.verdict import Verdict, compare, status_of
 
 NOT_APPLICABLE = "not applicable: a size claim depends only on the circuit, which the control shares"
 
 
-def size_verdict(claim: n.SizeClaim, ctx: VerifyContext) -> Verdict:
-    layers = layers_of(claim.layer)
+def size_verdict(claim: SizeClaim, ctx: VerifyContext) -> Verdict:
+    layers = claim.layers
     if claim.metric == "nodes":
         counted = [parse_node(name).layer for name in ctx.circuit_nodes]
     else:
@@ -28,13 +25,13 @@ def size_verdict(claim: n.SizeClaim, ctx: VerifyContext) -> Verdict:
     for layer in counted:
         per_layer[layer] = per_layer.get(layer, 0) + 1
     count = sum(c for layer, c in per_layer.items() if layers is None or layer in layers)
-    bound = float(constant_number(claim.bound))
     return Verdict(
-        claim=format_statement(claim),
+        id=claim.id,
+        claim=claim.text,
         kind="size",
         measured=float(count),
-        threshold=f"{claim.op} {format_expr(claim.bound)}",
-        status=status_of(compare(count, count, claim.op, bound)),
+        threshold=claim.threshold,
+        status=status_of(compare(count, count, claim.op, claim.bound)),
         interval=None,
         evidence={
             "count": count,

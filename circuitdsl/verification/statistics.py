@@ -26,12 +26,11 @@ from runtime.probe import positions
 from runtime.relations import parse_head
 from runtime.stats import Estimate, mean_interval, pearson, selectivity
 
-from .. import nodes as n
-from ..formatter import format_expr
-from ..settings import constant_number
-from .conditions import position_mask, uses_token, variable_values
-from .errors import VerifyError
-from .samples import Samples
+from circuitdsl.syntax import ast as n
+from circuitdsl.syntax.formatter import format_expr
+from circuitdsl.verification.conditions import position_mask, uses_token, variable_values
+from circuitdsl.verification.errors import VerifyError
+from circuitdsl.verification.samples import Samples
 
 
 def _sign(x: float) -> float:
@@ -105,7 +104,7 @@ def offset_of(call: n.Call, conditions: list[n.Expr | None]) -> int | None:
         return None if any(uses_token(c) for c in conditions) else 0
     if isinstance(at, n.Name) and at.id == "answer":
         return 0
-    return int(constant_number(at))
+    return int(at.value)  # lowered: the checker folded it to a number
 
 
 def unit_activations(unit: str, recorded: dict[str, Tensor], heads: dict[str, tuple[str, ...]]) -> Tensor:

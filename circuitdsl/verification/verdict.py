@@ -19,7 +19,9 @@ KINDS = ("size", "role", "ablate", "intervene", "adversarial")
 
 @attrs.frozen
 class Verdict:
-    #: The claim as canonical source text (``circuitdsl.formatter``).
+    #: The claim's stable id (:mod:`circuitdsl.spec.claims`): what reports and pytest items key by.
+    id: str
+    #: The claim as canonical source text (``circuitdsl.syntax.formatter``).
     claim: str
     #: "size", "role", "ablate", "intervene" or "adversarial".
     kind: str
@@ -38,6 +40,7 @@ class Verdict:
 
     def to_json(self) -> dict:
         return {
+            "id": self.id,
             "claim": self.claim,
             "kind": self.kind,
             "measured": self.measured,

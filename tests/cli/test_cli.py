@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from circuitdsl import __version__
 from circuitdsl.cli import app
+from circuitdsl.exit_codes import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted((ROOT / "specs").glob("*.circ"))
@@ -35,11 +36,11 @@ def test_check_accepts_every_shipped_spec(spec):
     assert result.exit_code == 0, result.output
 
 
-def test_check_reports_located_error_and_exits_1(tmp_path):
+def test_check_reports_located_error_and_exits_4(tmp_path):
     bad = tmp_path / "bad.circ"
     bad.write_text(BROKEN)
     result = run("check", str(bad))
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.USAGE
     assert "error[C0401]" in result.output
     assert f"{bad}:4:15" in result.output or "bad.circ:4:15" in result.output
     assert "Traceback" not in result.output
@@ -49,19 +50,19 @@ def test_check_keeps_going_after_an_invalid_file(tmp_path):
     bad = tmp_path / "bad.circ"
     bad.write_text(BROKEN)
     result = run("check", str(bad), str(SPECS[0]))
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.USAGE
     assert "ok" in result.output and SPECS[0].name in result.output
 
 
 def test_missing_file_is_an_error_not_a_crash(tmp_path):
     result = run("check", str(tmp_path / "nope.circ"))
-    assert result.exit_code == 1
+    assert result.exit_code == ExitCode.USAGE
     assert "no such file" in result.output
 
 
-def test_usage_errors_exit_2():
-    assert run("check").exit_code == 2
-    assert run("check", "--no-such-option", "x.circ").exit_code == 2
+def test_usage_errors_exit_4_as_invalid_specs_do():
+    assert run("check").exit_code == ExitCode.USAGE
+    assert run("check", "--no-such-option", "x.circ").exit_code == ExitCode.USAGE
 
 
 def test_version():
@@ -97,7 +98,7 @@ def test_show_tables():
 def test_fmt_check_flags_unformatted_files_and_fmt_fixes_them(tmp_path):
     messy = tmp_path / "messy.circ"
     messy.write_text("model m {layers=2   d_model = 64} # trailing\n")
-    assert run("fmt", "--check", str(messy)).exit_code == 1
+    assert run("fmt", "--check", str(messy)).exit_code == ExitCode.FAILED
     assert messy.read_text() == "model m {layers=2   d_model = 64} # trailing\n"
     assert run("fmt", str(messy)).exit_code == 0
     formatted = messy.read_text()
@@ -109,8 +110,8 @@ def test_check_never_imports_torch():
     code = (
         "import sys\n"
         "from circuitdsl.cli import app\n"
-        "from circuitdsl.loader import load_program\n"
-        f"load_program({str(ROOT / 'specs' / 'bracket_depth.circ')!r})\n"
+        "from circuitdsl.pipeline import check_spec\n"
+        f"check_spec({str(ROOT / 'specs' / 'bracket_depth.circ')!r})\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

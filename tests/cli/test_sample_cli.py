@@ -79,7 +79,7 @@ def test_several_tasks_and_no_choice_is_a_usage_error():
 
 def test_unknown_adversarial_and_bad_count():
     assert run("sample", SPEC, "--adversarial", "bracket_in_strng").exit_code == 4
-    assert run("sample", SPEC, "-t", "bracket_depth", "-n", "0").exit_code == 2
+    assert run("sample", SPEC, "-t", "bracket_depth", "-n", "0").exit_code == 4
 
 
 def test_an_invalid_spec_is_reported_and_exits_4(tmp_path):

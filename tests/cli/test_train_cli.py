@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from circuitdsl.cli import app
-from circuitdsl.exitcodes import ExitCode
+from circuitdsl.exit_codes import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -77,12 +77,12 @@ def test_a_truncated_weights_file_is_detected_and_retrained(spec, trained, cache
 
 
 def test_an_edited_spec_misses_the_cache(spec, tmp_path):
-    from circuitdsl.loader import load_program
-    from circuitdsl.plan import plan_training
+    from circuitdsl.pipeline import check_spec
+    from circuitdsl.spec.plan import plan_training
 
     def key(text: str) -> str:
         spec.write_text(text)
-        program = load_program(spec)
+        program = check_spec(spec)
         return plan_training(program.tasks, program.vocab, program.trains["t"]).key
 
     original = key(TINY)
@@ -92,11 +92,11 @@ def test_an_edited_spec_misses_the_cache(spec, tmp_path):
 
 def test_unknown_train_block_and_invalid_spec_exit_4(spec, tmp_path):
     result = run("train", str(spec), "--train", "tt", "--cache-dir", str(tmp_path))
-    assert result.exit_code == ExitCode.INVALID_SPEC and "did you mean `t`" in result.stderr
+    assert result.exit_code == ExitCode.USAGE and "did you mean `t`" in result.stderr
     bad = tmp_path / "bad.circ"
     bad.write_text(TINY.replace("density = 0.25", "density = 0"))
     result = run("train", str(bad), "--cache-dir", str(tmp_path))
-    assert result.exit_code == ExitCode.INVALID_SPEC and "tiny.circ" not in result.stderr
+    assert result.exit_code == ExitCode.USAGE and "tiny.circ" not in result.stderr
 
 
 def test_cuda_without_a_gpu_is_a_usage_error(spec, tmp_path):
@@ -105,7 +105,7 @@ def test_cuda_without_a_gpu_is_a_usage_error(spec, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     result = run("train", str(spec), "--device", "cuda", "--cache-dir", str(tmp_path))
-    assert result.exit_code == ExitCode.INVALID_SPEC and "no CUDA device" in result.stderr
+    assert result.exit_code == ExitCode.USAGE and "no CUDA device" in result.stderr
 
 
 def test_cache_ls_and_clear(trained, cache):

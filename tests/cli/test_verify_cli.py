@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from circuitdsl.cli import app
-from circuitdsl.exitcodes import ExitCode
+from circuitdsl.exit_codes import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from circuitdsl import builtins as b
-from circuitdsl import schema
+from circuitdsl.check import builtins as b
+from circuitdsl.check import schema
 from circuitdsl.diagnostics import CircError
-from circuitdsl.loader import check_text
+from circuitdsl.pipeline import check_spec_text
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -34,7 +34,7 @@ _ERROR_LINE = re.compile(r"^\s*#\s*error:\s*(C0\d{3})\b")
 _CODE = re.compile(r'"(C0\d{3})"')
 
 #: Codes that only a file on disk can produce (a missing, unreadable or
-#: cyclic import): ``check_text`` takes no imports, so no example can show them.
+#: cyclic import): ``check_spec_text`` takes no imports, so no example can show them.
 FILE_ONLY_CODES = {"C0501", "C0502", "C0503"}
 
 
@@ -90,7 +90,7 @@ def test_circ_example_passes_the_checker(path: Path, line: int, text: str) -> No
         f"{_where(path, line)}: a `circ` example cannot import files; show imports in a `text` block"
     )
     try:
-        check_text(text, _where(path, line))
+        check_spec_text(text, _where(path, line))
     except CircError as err:
         pytest.fail(f"{_where(path, line)}: this `circ` example should pass the checker:\n{err.render()}")
 
@@ -102,7 +102,7 @@ def test_circ_error_example_fails_with_its_code(path: Path, line: int, text: str
     assert match, f"{_where(path, line)}: a `circ-error` block starts with `# error: C0xxx`, found {first!r}"
     expected = match.group(1)
     with pytest.raises(CircError) as caught:
-        check_text(text, _where(path, line))
+        check_spec_text(text, _where(path, line))
     codes = [d.code for d in caught.value.diagnostics]
     # Only the mistake the example is about: a second, accidental error would
     # teach the reader something else.
@@ -158,7 +158,7 @@ def _required_words() -> dict[str, list[str]]:
 
 
 def _keywords() -> set[str]:
-    from circuitdsl import parser
+    from circuitdsl.syntax import parser
 
     reserved = getattr(parser, "reserved_words", None)
     return set(reserved()) if reserved is not None else set()
@@ -226,9 +226,9 @@ def settings_tables() -> dict[str, dict[str, list[str]]]:
 
 def _default_value(cell: str, setting: schema.Setting, name: str):
     """The value a default cell stands for, evaluated the way the checker evaluates a setting."""
-    from circuitdsl.parser import parse
-    from circuitdsl.reporter import Reporter
-    from circuitdsl.settings import SettingsChecker
+    from circuitdsl.syntax.parser import parse
+    from circuitdsl.check.sink import Reporter
+    from circuitdsl.check.settings import SettingsChecker
 
     if cell == "required":
         return schema.REQUIRED

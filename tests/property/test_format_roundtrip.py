@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from circuitdsl import nodes as n
-from circuitdsl.formatter import format_module, format_source
-from circuitdsl.parser import parse, scan_comments
+from circuitdsl.syntax import ast as n
+from circuitdsl.syntax.formatter import format_module, format_source
+from circuitdsl.syntax.parser import parse, scan_comments
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from circuitdsl.diagnostics import CircError
-from circuitdsl.formatter import format_module
-from circuitdsl.parser import parse, scan_comments
+from circuitdsl.syntax.formatter import format_module
+from circuitdsl.syntax.parser import parse, scan_comments
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = "fuzz.circ"

@@ -21,11 +21,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from circuitdsl import builtins as b
-from circuitdsl import data
-from circuitdsl.check_task import CODE_LINE_MAX
-from circuitdsl.loader import check_text, load_program
-from circuitdsl.sampler import (
+from circuitdsl.check import builtins as b
+from circuitdsl.tasks import data
+from circuitdsl.check.tasks import CODE_LINE_MAX
+from circuitdsl.pipeline import check_spec, check_spec_text
+from circuitdsl.tasks.sampler import (
     CODE_LINE_BUILTINS,
     CODE_LINE_FUNCTIONS,
     CODE_LINE_NAMES,
@@ -34,11 +34,11 @@ from circuitdsl.sampler import (
     draw_code_line,
     sample_examples,
 )
-from circuitdsl.strategies import task_examples
+from circuitdsl.tasks.strategies import task_examples
 
 ROOT = Path(__file__).resolve().parents[2]
-PROGRAM = load_program(ROOT / "specs" / "bracket_depth.circ")
-PAREN = load_program(ROOT / "examples" / "paren_close.circ")
+PROGRAM = check_spec(ROOT / "specs" / "bracket_depth.circ")
+PAREN = check_spec(ROOT / "examples" / "paren_close.circ")
 TOKENIZER = data.make_tokenizer(PROGRAM.vocab)
 
 
@@ -53,8 +53,7 @@ def examples(count: int) -> settings:
 
 def adversarial(hypothesis: str, name: str):
     spec = PROGRAM.hypotheses[hypothesis]
-    block = next(c for c in spec.claims if getattr(c, "name", None) == name)
-    return tuple(x for x in block.body if hasattr(x, "value"))
+    return next(v for v in spec.variants if v.name == name).bindings
 
 
 # ---------------------------------------------------------------- independent references
@@ -225,7 +224,7 @@ def test_nested_list_has_its_depth_and_item_counts(depth, low, extra, values, op
         prompt = "x = " + body
         answer = "]"
     }}"""
-    task = check_text(source).tasks["t"]
+    task = check_spec_text(source).tasks["t"]
     ex = TaskSampler(task).draw(random.Random(seed))
     completed = ex.prompt + ("]" * depth if opened else "")
     assert open_brackets(ex.prompt, "[", "]") == (depth if opened else 0)
@@ -241,14 +240,14 @@ def test_nested_list_has_its_depth_and_item_counts(depth, low, extra, values, op
 @examples(200)
 @given(length=st.integers(1, 8), seed=st.integers(0, 2**32))
 def test_identifier_is_a_plain_name_of_its_length(length, seed):
-    task = check_text(f'task t {{ prompt = identifier({length}) answer = "x" }}').tasks["t"]
+    task = check_spec_text(f'task t {{ prompt = identifier({length}) answer = "x" }}').tasks["t"]
     name = TaskSampler(task).draw(random.Random(seed)).prompt
     assert len(name) == length and name.isidentifier() and name == name.lower()
     assert not name[0].isdigit() and name not in RESERVED_IDENTIFIERS
 
 
 def test_identifier_never_draws_a_keyword_even_when_short():
-    task = check_text('task t { prompt = identifier(2) answer = "x" }').tasks["t"]
+    task = check_spec_text('task t { prompt = identifier(2) answer = "x" }').tasks["t"]
     drawn = {ex.prompt for ex in sample_examples(task, 20000, seed=0)}
     assert not drawn & {"if", "in", "is", "or", "as"}
     assert len(drawn) > 500

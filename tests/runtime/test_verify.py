@@ -9,10 +9,12 @@ import json
 import pytest
 import torch
 
-from circuitdsl import nodes as n
-from circuitdsl.loader import check_text
+from circuitdsl.syntax import ast as n
+from circuitdsl.pipeline import check_spec_text
 from circuitdsl.verification.arm import Arm, SampleBank
-from circuitdsl.verify import FAIL, INCONCLUSIVE, PASS, VerifyContext, verify_hypothesis
+from circuitdsl.verification.arm import VerifyContext
+from circuitdsl.verification.engine import verify_hypothesis
+from circuitdsl.verification.verdict import FAIL, INCONCLUSIVE, PASS
 from runtime.ablation import mean_activations
 from runtime.circuit import circuit_edges
 from runtime.model import SparseGPT
@@ -100,7 +102,7 @@ hypothesis h on find {
 
 def _context(nodes=CIRCUIT, seed=0) -> VerifyContext:
     model = planted_model()
-    program = check_text(SETUP)
+    program = check_spec_text(SETUP)
     return VerifyContext(
         model=model,
         control_model=SparseGPT(CONFIG, seed=1).eval(),
@@ -117,7 +119,7 @@ def _context(nodes=CIRCUIT, seed=0) -> VerifyContext:
 
 
 def _hypothesis(text: str):
-    return check_text(SETUP + text).hypotheses["h"]
+    return check_spec_text(SETUP + text).hypotheses["h"]
 
 
 @pytest.fixture(scope="module")

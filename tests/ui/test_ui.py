@@ -1,6 +1,6 @@
 """Golden diagnostics, in the manner of rustc's UI tests.
 
-Each ``tests/ui/NAME.circ`` is checked with :func:`load_program` from the
+Each ``tests/ui/NAME.circ`` is checked with :func:`check_spec` from the
 repository root, and what :meth:`CircError.render` prints must equal
 ``tests/ui/NAME.stderr`` byte for byte (an empty file for a case that checks
 fine). After a deliberate change to a message, run ``pytest tests/ui --bless``
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from circuitdsl.diagnostics import CircError
-from circuitdsl.loader import load_program
+from circuitdsl.pipeline import check_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -26,7 +26,7 @@ CASES = sorted(HERE.glob("*.circ"))
 def render(case: Path) -> str:
     """The diagnostics for ``case`` as ``circ check`` shows them, paths relative to the repository root."""
     try:
-        load_program(case.relative_to(ROOT))
+        check_spec(case.relative_to(ROOT))
     except CircError as err:
         return err.render() + "\n"
     return ""
@@ -54,7 +54,7 @@ def test_every_stderr_has_a_case():
 
 
 def test_diamond_import_reads_the_shared_file_once(at_root):
-    program = load_program("tests/ui/imports/diamond.circ")
+    program = check_spec("tests/ui/imports/diamond.circ")
     assert set(program.tasks) == {"bracket_depth"}
     assert set(program.models) == {"small", "wide"}
     assert program.trains["run"].model.name == "small"

@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 
 from circuitdsl.diagnostics import CircError
-from circuitdsl.loader import check_text
+from circuitdsl.pipeline import check_spec_text
 
 PATH = "bad.circ"
 
@@ -505,7 +505,7 @@ CASES = [
 
 def _first_diagnostic(source: str):
     with pytest.raises(CircError) as info:
-        check_text(source, PATH)
+        check_spec_text(source, PATH)
     return info.value.diagnostics[0]
 
 
@@ -516,7 +516,7 @@ def test_case_ids_are_unique():
 
 
 def test_prelude_is_valid():
-    program = check_text(PRELUDE, PATH)
+    program = check_spec_text(PRELUDE, PATH)
     assert set(program.prunes) == {"cut"}
 
 
@@ -542,7 +542,7 @@ def test_layers_and_variants_that_exist_check_fine():
         '    adversarial swapped {\n        answer = if depth == 2 then "]" else "]]"\n        expect accuracy <= 0.5\n    }\n'
         "}\n"
     )
-    program = check_text(PRELUDE + hypothesis, PATH)
+    program = check_spec_text(PRELUDE + hypothesis, PATH)
     assert set(program.hypotheses) == {"h"}
 
 
@@ -555,7 +555,7 @@ def test_all_errors_at_once_sorted_by_position():
         'task t { prompt = "a" + 1 answer = "b" }\n'
     )
     with pytest.raises(CircError) as info:
-        check_text(source, PATH)
+        check_spec_text(source, PATH)
     found = [(d.code, d.span.line, d.span.column) for d in info.value.diagnostics]
     assert found == [("C0401", 1, 47), ("C0301", 2, 15), ("C0305", 3, 19)]
     assert info.value.render().endswith("3 errors found")
@@ -565,14 +565,14 @@ UNICODE_VOCAB = 'vocab { chars = "abcx é→" }\n'
 
 
 def test_unicode_in_strings_checks_fine():
-    program = check_text(UNICODE_VOCAB + 'task arrow { prompt = "é → a" answer = "→" competitors = "é" }\n', PATH)
+    program = check_spec_text(UNICODE_VOCAB + 'task arrow { prompt = "é → a" answer = "→" competitors = "é" }\n', PATH)
     assert "é" in program.vocab.chars and "→" in program.vocab.chars
 
 
 def test_carets_align_after_unicode():
     source = UNICODE_VOCAB + 'task arrow { prompt = "é → a" answer = 1 + "x" }\n'
     with pytest.raises(CircError) as info:
-        check_text(source, PATH)
+        check_spec_text(source, PATH)
     (diag,) = info.value.diagnostics
     assert (diag.code, diag.span.line, diag.span.column) == ("C0305", 2, 40)
     lines = info.value.render().split("\n")
@@ -585,7 +585,7 @@ def test_carets_align_after_unicode():
 
 def _all_diagnostics(source: str) -> list[tuple[str, int, int]]:
     with pytest.raises(CircError) as info:
-        check_text(source, PATH)
+        check_spec_text(source, PATH)
     return [(d.code, d.span.line, d.span.column) for d in info.value.diagnostics]
 
 
@@ -612,14 +612,14 @@ def test_a_broken_extends_hides_no_settings():
 
 
 def test_a_whole_decimal_is_an_integer_setting():
-    program = check_text(PRELUDE + "train r2 { model = small tasks = [bracket_depth] steps = 1e3 }\n")
+    program = check_spec_text(PRELUDE + "train r2 { model = small tasks = [bracket_depth] steps = 1e3 }\n")
     assert program.trains["r2"].steps == 1000
 
 
 def test_a_margin_bound_may_be_negative_but_a_drop_may_not():
     ok = PRELUDE + "hypothesis neg on cut { ablate circuit -> margin <= -1 }\n"
-    assert check_text(ok).hypotheses["neg"]
+    assert check_spec_text(ok).hypotheses["neg"]
     bad = PRELUDE + "hypothesis neg on cut { ablate circuit -> margin drops by >= -1 }\n"
     with pytest.raises(CircError) as err:
-        check_text(bad)
+        check_spec_text(bad)
     assert [d.code for d in err.value.diagnostics] == ["C0401"]

@@ -10,15 +10,15 @@ from collections import Counter
 
 import pytest
 
-from circuitdsl import builtins as b
+from circuitdsl.check import builtins as b
 from circuitdsl.diagnostics import CircError
-from circuitdsl.loader import check_text
-from circuitdsl.parser import parse
-from circuitdsl.sampler import Example, TaskSampler, _Compiler, sample_examples
+from circuitdsl.pipeline import check_spec_text
+from circuitdsl.syntax.parser import parse
+from circuitdsl.tasks.sampler import Example, TaskSampler, _Compiler, sample_examples
 
 
 def task(body: str, vocab: str = ""):
-    return check_text(f"{vocab}task t {{\n{body}\n}}\n").tasks["t"]
+    return check_spec_text(f"{vocab}task t {{\n{body}\n}}\n").tasks["t"]
 
 
 def draws(body: str, n: int = 400, seed: int = 0, vocab: str = "") -> list[Example]:
@@ -164,9 +164,9 @@ def test_check_and_sample_never_import_torch():
     code = (
         "import sys\n"
         "from circuitdsl.cli import app\n"
-        "from circuitdsl import data, sampler, strategies, sample_view\n"
-        "from circuitdsl.loader import check_text\n"
-        "t = check_text('task t { prompt = code_line() answer = \"x\" }').tasks['t']\n"
+        "from circuitdsl.tasks import data, sampler, strategies\nfrom circuitdsl.report import samples\n"
+        "from circuitdsl.pipeline import check_spec_text\n"
+        "t = check_spec_text('task t { prompt = code_line() answer = \"x\" }').tasks['t']\n"
         "sampler.sample_examples(t, 10, 0)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )

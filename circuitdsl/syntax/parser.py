@@ -1,7 +1,7 @@
 """Text -> spec objects: the grammar, syntax errors worth reading, and the tree transformer.
 
-The transformer only builds structure (:mod:`circuitdsl.nodes`); every question
-of meaning is left to :mod:`circuitdsl.checker`.
+The transformer only builds structure (:mod:`circuitdsl.syntax.ast`); every question
+of meaning is left to :mod:`circuitdsl.check.checker`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import lark
 from lark import Token, Transformer, v_args
 
-from . import nodes as n
-from .cachedir import atomic_write_bytes, cache_root
-from .diagnostics import CircError, Diagnostic, suggest
-from .spans import Span
+from circuitdsl.syntax import ast as n
+from circuitdsl.store.files import atomic_write_bytes, cache_root
+from circuitdsl.diagnostics import CircError, Diagnostic, suggest
+from circuitdsl.syntax.spans import Span
 
 #: Keywords a user may have misspelt at the start of a block.
 BLOCK_KEYWORDS = ("import", "vocab", "task", "model", "train", "prune", "hypothesis")
@@ -29,8 +29,8 @@ CLAIM_KEYWORDS = ("role", "ablate", "intervene", "adversarial", "expect")
 
 def grammar_path() -> Path:
     """The grammar file: packaged beside this module when installed, in ``grammars/`` in a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "grammars" / "circ.lark", here.parent / "grammars" / "circ.lark"):
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "grammars" / "circ.lark", package.parent / "grammars" / "circ.lark"):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("circ.lark not found beside the circuitdsl package")
@@ -319,7 +319,7 @@ def decode_string(token: Token, path: str) -> n.String | n.Template:
 
 @v_args(meta=True)
 class _Builder(Transformer):
-    """Builds :mod:`circuitdsl.nodes` objects; knows nothing of what names mean."""
+    """Builds :mod:`circuitdsl.syntax.ast` objects; knows nothing of what names mean."""
 
     def __init__(self, path: str):
         super().__init__()

@@ -1,4 +1,4 @@
-"""Parsed modules -> a checked :class:`~circuitdsl.program.Program`, or every error at once.
+"""Parsed modules -> a checked :class:`~circuitdsl.spec.checked.CheckedSpec`, or every error at once.
 
 Passes, in order: collect definitions across imports; vocab; tasks; models;
 training; pruning; hypotheses; then the cross-block checks (prompts fit the
@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import nodes as n
-from . import schema
-from .builtins import TASK_FIELDS
-from .check_claims import ClaimChecker
-from .check_task import TaskAnalysis, check_characters, check_outputs
-from .diagnostics import CircError
-from .program import PRINTABLE, HypothesisSpec, ModelSpec, Program, PruneSpec, TaskSpec, TrainSpec, VocabSpec
-from .reporter import Reporter
-from .settings import INVALID, SettingsChecker
+from circuitdsl.syntax import ast as n
+from circuitdsl.check import schema
+from circuitdsl.check.builtins import TASK_FIELDS
+from circuitdsl.check.claims import ClaimChecker
+from circuitdsl.check.lower import lower_claims
+from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs
+from circuitdsl.diagnostics import CircError
+from circuitdsl.spec.checked import PRINTABLE, HypothesisSpec, ModelSpec, CheckedSpec, PruneSpec, TaskSpec, TrainSpec, VocabSpec
+from circuitdsl.check.sink import Reporter
+from circuitdsl.check.settings import INVALID, SettingsChecker
 
 _KINDS = ("task", "model", "train", "prune", "hypothesis")
 
 
-def check_modules(modules: list[n.Module], sources: dict[str, str], root: str) -> Program:
+def check_modules(modules: list[n.Module], sources: dict[str, str], root: str) -> CheckedSpec:
     """Check the modules of one program (the root file and everything it imports)."""
     return _Checker(sources).run(modules, root)
 
@@ -40,7 +41,7 @@ class _Checker:
         if self.report.failed:
             raise CircError(self.report.diagnostics, self.sources)
 
-    def run(self, modules: list[n.Module], root: str) -> Program:
+    def run(self, modules: list[n.Module], root: str) -> CheckedSpec:
         vocab_blocks = self.collect(modules)
         vocab = self.vocab(vocab_blocks)
         tasks = {name: self.task(block, vocab) for name, block in self.blocks("task").items()}
@@ -53,7 +54,7 @@ class _Checker:
             if hypothesis is not None:
                 hypotheses[name] = hypothesis
         self.fail_if_errors()
-        return Program(root, vocab, tasks, models, trains, prunes, hypotheses, sources=self.sources)
+        return CheckedSpec(root, vocab, tasks, models, trains, prunes, hypotheses, sources=self.sources)
 
     # ------------------------------------------------------------ definitions
 
@@ -205,16 +206,17 @@ class _Checker:
         prune = prunes.get(block.prune)
         if prune is None:
             return None
-        claims = [c for c in block.body if not isinstance(c, n.Binding)]
-        ClaimChecker(self.report, vocab, tasks[prune.task], prune.train.model, block.name).check(claims)
-        if not claims:
+        statements = [c for c in block.body if not isinstance(c, n.Binding)]
+        errors_before = self.report.raised
+        ClaimChecker(self.report, vocab, tasks[prune.task], prune.train.model, block.name).check(statements)
+        if not statements:
             self.report.error("C0303", f"hypothesis `{block.name}` makes no claim", block.name_span, hint="add a claim such as `nodes <= 30`")
-        if INVALID in values.values():
+        if INVALID in values.values() or self.report.raised != errors_before:
             return None
         return HypothesisSpec(
             name=block.name,
             prune=prune,
-            claims=tuple(claims),
+            claims=lower_claims(statements),
             samples=values["samples"],
             seed_share=values["seed_share"],
             confidence=values["confidence"],

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import attrs
 from rich.table import Table
 
-from .program import Program
+from circuitdsl.spec.checked import CheckedSpec
 
 
-def _source(program: Program, span) -> str:
+def _source(program: CheckedSpec, span) -> str:
     text = program.sources.get(span.path, "") if span else ""
     return text[span.start : span.end] if span else "?"
 
@@ -43,7 +43,7 @@ def _plain(value) -> str:
     return str(value)
 
 
-def render_program(program: Program) -> Iterator:
+def render_program(program: CheckedSpec) -> Iterator:
     vocab = Table(title="vocab", title_justify="left")
     vocab.add_column("single characters")
     vocab.add_column("multi-character tokens")

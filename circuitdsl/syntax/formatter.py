@@ -15,8 +15,8 @@ from collections import deque
 
 import attrs
 
-from . import nodes as n
-from .parser import parse
+from circuitdsl.syntax import ast as n
+from circuitdsl.syntax.parser import parse
 
 INDENT = "    "
 

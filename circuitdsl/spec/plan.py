@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import attrs
 
-from . import __version__
-from .cache import content_key
-from .program import ModelSpec, PruneSpec, TaskSpec, TrainSpec, VocabSpec
-from .serialize import to_data
+from circuitdsl import __version__
+from circuitdsl.store.cache import content_key
+from circuitdsl.spec.checked import ModelSpec, PruneSpec, TaskSpec, TrainSpec, VocabSpec
+from circuitdsl.spec.serialize import to_data
 
 #: Bump when training code changes which weights a spec yields, so old cache entries miss.
 TRAINING_CODE_VERSION = 2

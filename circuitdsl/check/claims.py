@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import operator
 
-from . import builtins as b
-from . import nodes as n
-from .check_task import TaskAnalysis, check_characters, check_outputs, free_names, variant_bindings
-from .program import ModelSpec, TaskSpec, VocabSpec
-from .reporter import Reporter
-from .settings import NotConstant, constant_number
-from .spans import Span
+from circuitdsl.check import builtins as b
+from circuitdsl.syntax import ast as n
+from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs, free_names, variant_bindings
+from circuitdsl.spec.checked import ModelSpec, TaskSpec, VocabSpec
+from circuitdsl.check.sink import Reporter
+from circuitdsl.check.settings import NotConstant, constant_number
+from circuitdsl.syntax.spans import Span
 
 _HEAD_KINDS = {("attn", "head"), ("q", "channel"), ("k", "channel"), ("v", "channel")}
 #: A comparison with `layer` on its right, turned around: `1 < layer` is `layer > 1`.

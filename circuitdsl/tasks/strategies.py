@@ -1,7 +1,7 @@
 """Hypothesis strategies that draw a task's examples, for property tests of tasks.
 
     from hypothesis import given
-    from circuitdsl.strategies import task_examples
+    from circuitdsl.tasks.strategies import task_examples
 
     @given(task_examples("specs/bracket_depth.circ", "bracket_depth"))
     def test_the_answer_closes_the_list(example):
@@ -18,20 +18,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .nodes import Binding
-from .program import Program, TaskSpec
-from .sampler import TaskSampler
+from circuitdsl.syntax.ast import Binding
+from circuitdsl.spec.checked import CheckedSpec, TaskSpec
+from circuitdsl.tasks.sampler import TaskSampler
 
 
 def task_examples(
-    source: TaskSpec | Program | str | Path, name: str | None = None, overrides: Sequence[Binding] = ()
+    source: TaskSpec | CheckedSpec | str | Path, name: str | None = None, overrides: Sequence[Binding] = ()
 ):
-    """A strategy of :class:`~circuitdsl.sampler.Example` for one task.
+    """A strategy of :class:`~circuitdsl.tasks.sampler.Example` for one task.
 
     ``source`` is the task itself, a checked program, or the path of a
     ``.circ`` file; ``name`` picks the task from a program or file (it may be
     left out when there is only one). ``overrides`` draw from a variant, as in
-    :class:`~circuitdsl.sampler.TaskSampler`.
+    :class:`~circuitdsl.tasks.sampler.TaskSampler`.
     """
     from hypothesis import strategies as st
 
@@ -45,11 +45,11 @@ def _task(source, name: str | None) -> TaskSpec:
             raise ValueError(f"the task given is `{source.name}`, not `{name}`")
         return source
     if isinstance(source, (str, Path)):
-        from .loader import load_program
+        from circuitdsl.pipeline import check_spec
 
-        source = load_program(source)
-    if not isinstance(source, Program):
-        raise TypeError(f"expected a TaskSpec, a Program or a path, not {type(source).__name__}")
+        source = check_spec(source)
+    if not isinstance(source, CheckedSpec):
+        raise TypeError(f"expected a TaskSpec, a CheckedSpec or a path, not {type(source).__name__}")
     if name is None:
         if len(source.tasks) != 1:
             raise ValueError(f"{source.path} defines {len(source.tasks)} tasks; name one of {sorted(source.tasks)}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .diagnostics import Diagnostic, suggest
-from .spans import Span
+from circuitdsl.diagnostics import Diagnostic, suggest
+from circuitdsl.syntax.spans import Span
 
 
 class Reporter:

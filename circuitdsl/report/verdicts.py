@@ -1,4 +1,7 @@
-"""Verification results -> what people and machines read: rich tables, JSON, a self-contained HTML page.
+"""Verification results -> what people read: rich tables and a self-contained HTML page.
+
+Rendered from :mod:`circuitdsl.verification.results` alone (plain data, no
+torch), so a saved ``--json`` document renders the same as a fresh run.
 
 The HTML report embeds everything (circuit picture, curves as inline SVG,
 tables) so it opens from a CI artifact with no network and no CDN.
@@ -13,8 +16,8 @@ from typing import Sequence
 from rich.table import Table
 from rich.text import Text
 
-from .run_verify import FAIL, INCONCLUSIVE, PASS, ClaimResult, HypothesisRun, run_record
-from .serialize import SCHEMA_VERSION
+from circuitdsl.verification.results import ClaimResult, FileResult, HypothesisResult
+from circuitdsl.verification.verdict import FAIL, INCONCLUSIVE, PASS
 
 STYLE = {PASS: "bold green", FAIL: "bold red", INCONCLUSIVE: "bold yellow"}
 
@@ -43,11 +46,10 @@ def status_text(claim: ClaimResult) -> Text:
     return text
 
 
-def hypothesis_table(run: HypothesisRun) -> Table:
-    hyp = run.hypothesis
-    seeds = len(run.runs)
+def hypothesis_table(run: HypothesisResult) -> Table:
+    seeds = len(run.record["seeds"])
     table = Table(
-        title=f"hypothesis `{hyp.name}` on `{hyp.prune.name}` (task `{hyp.prune.task}`)",
+        title=f"hypothesis `{run.name}` on `{run.prune}` (task `{run.task}`)",
         title_justify="left",
         show_lines=False,
     )
@@ -64,18 +66,17 @@ def hypothesis_table(run: HypothesisRun) -> Table:
         if seeds > 1:
             row.append(f"{claim.held}/{claim.seeds}")
         table.add_row(*row)
-    first = run.runs[0]
-    circuit = first.found.circuit
+    first, circuit = run.record["seeds"][0], run.circuit
     table.caption = (
-        f"circuit: {len(circuit.nodes)} nodes, {len(circuit.edges)} edges, loss {circuit.loss:.3f} "
-        f"(target {circuit.target:g}); model {first.trained.plan.key[:10]}"
-        f"{' (cached)' if first.trained.cached else ''}, circuit {first.found.plan.key[:10]}"
-        f"{' (cached)' if first.found.cached else ''}"
+        f"circuit: {circuit['node_count']} nodes, {circuit['edge_count']} edges, loss {circuit['loss']:.3f} "
+        f"(target {circuit['target']:g}); model {first['model_key'][:10]}"
+        f"{' (cached)' if first['model_cached'] else ''}, circuit {first['circuit_key'][:10]}"
+        f"{' (cached)' if first['circuit_cached'] else ''}"
     )
     return table
 
 
-def evidence_lines(run: HypothesisRun) -> list[Text]:
+def evidence_lines(run: HypothesisResult) -> list[Text]:
     """The evidence behind each claim that has some: role bindings, curves, failed candidates."""
     lines = []
     for claim in run.claims:
@@ -96,46 +97,6 @@ def evidence_lines(run: HypothesisRun) -> list[Text]:
     return lines
 
 
-def to_json(program, runs: Sequence[HypothesisRun], picture_paths: dict[str, str]) -> dict:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "file": program.path,
-        "ok": not any(r.refuted for r in runs),
-        "hypotheses": [
-            {
-                "name": r.hypothesis.name,
-                "prune": r.hypothesis.prune.name,
-                "task": r.hypothesis.prune.task,
-                "refuted": r.refuted,
-                "circuit": r.runs[0].found.report["circuit"],
-                "controls": r.runs[0].found.report.get("controls"),
-                "picture": picture_paths.get(r.hypothesis.name),
-                "claims": [
-                    {
-                        "claim": c.verdict.claim,
-                        "kind": c.verdict.kind,
-                        "measured": c.verdict.measured,
-                        "interval": list(c.verdict.interval) if c.verdict.interval else None,
-                        "threshold": c.verdict.threshold,
-                        "status": c.status,
-                        "vacuous": c.vacuous,
-                        "seeds_held": c.held,
-                        "seeds": c.seeds,
-                        "evidence": c.verdict.evidence,
-                        "per_seed": [
-                            {"seed": s.seed, "status": s.verdicts[i].status, "measured": s.verdicts[i].measured}
-                            for s in r.runs
-                        ],
-                    }
-                    for i, c in enumerate(r.claims)
-                ],
-                "record": run_record(program, r),
-            }
-            for r in runs
-        ],
-    }
-
-
 # ---------------------------------------------------------------- HTML
 
 _CSS = """
@@ -150,28 +111,31 @@ code, .claim { font-family: ui-monospace, monospace; font-size: 13px; }
 """
 
 
-def to_html(program, runs: Sequence[HypothesisRun]) -> str:
+def to_html(files: Sequence[FileResult]) -> str:
+    """One page for every file verified in a run."""
+    title = ", ".join(f.file for f in files)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>circ verify: {escape(program.path)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>circ verify <code>{escape(program.path)}</code></h1>",
+        f"<title>circ verify: {escape(title)}</title><style>{_CSS}</style></head><body>",
     ]
-    for run in runs:
-        parts.append(_hypothesis_html(program, run))
+    for result in files:
+        parts.append(f"<h1>circ verify <code>{escape(result.file)}</code></h1>")
+        parts.extend(_hypothesis_html(run, result.strict) for run in result.hypotheses)
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def _hypothesis_html(program, run: HypothesisRun) -> str:
-    hyp, first = run.hypothesis, run.runs[0]
-    verdict = "refuted" if run.refuted else "holds"
-    out = [f"<h2>hypothesis <code>{escape(hyp.name)}</code>: <span class='{FAIL if run.refuted else PASS}'>{verdict}</span></h2>"]
-    out.append("<table><tr><th>claim</th><th>measured</th><th>interval</th><th>threshold</th><th>verdict</th><th>seeds held</th></tr>")
+def _hypothesis_html(run: HypothesisResult, strict: bool) -> str:
+    failed = run.failed(strict)
+    verdict = "refuted" if run.refuted else "fails under --strict" if failed else "holds"
+    out = [f"<h2>hypothesis <code>{escape(run.name)}</code>: <span class='{FAIL if failed else PASS}'>{verdict}</span></h2>"]
+    out.append("<table><tr><th>id</th><th>claim</th><th>measured</th><th>interval</th><th>threshold</th><th>verdict</th><th>seeds held</th></tr>")
     for claim in run.claims:
         v = claim.verdict
         vac = " <span class='vacuous'>vacuous</span>" if claim.vacuous else ""
         out.append(
-            f"<tr><td class='claim'>{escape(v.claim)}</td><td class='num'>{fmt_number(v.measured)}</td>"
+            f"<tr id='{escape(run.name)}.{escape(claim.id)}'><td><code>{escape(claim.id)}</code></td>"
+            f"<td class='claim'>{escape(v.claim)}</td><td class='num'>{fmt_number(v.measured)}</td>"
             f"<td class='num'>{fmt_interval(v.interval)}</td><td class='num'>{escape(v.threshold)}</td>"
             f"<td class='{claim.status}'>{claim.status}{vac}</td><td class='num'>{claim.held}/{claim.seeds}</td></tr>"
         )
@@ -182,19 +146,19 @@ def _hypothesis_html(program, run: HypothesisRun) -> str:
         for role, nodes in roles.items():
             out.append(f"<tr><td><code>{escape(role)}</code></td><td><code>{escape(', '.join(nodes))}</code></td></tr>")
         out.append("</table>")
-    labels = {node: role for role, nodes in roles.items() for node in nodes}
-    out.append(f"<h3>circuit ({len(first.found.circuit.nodes)} nodes, {len(first.found.circuit.edges)} edges)</h3>")
-    out.append(f"<div class='picture'>{first.found.circuit.to_svg(labels)}</div>")
+    out.append(f"<h3>circuit ({run.circuit['node_count']} nodes, {run.circuit['edge_count']} edges)</h3>")
+    if run.picture_svg:
+        out.append(f"<div class='picture'>{run.picture_svg}</div>")
     curves = [(c.verdict.claim, c.verdict.evidence["curve"]) for c in run.claims if (c.verdict.evidence or {}).get("curve")]
     if curves:
         out.append("<h3>adversarial curves</h3><div class='curves'>")
         out.extend(curve_svg(title, points) for title, points in curves)
         out.append("</div>")
-    out.append(_controls_html(first.found.report))
+    out.append(_controls_html(run.controls))
     return "\n".join(out)
 
 
-def _roles(run: HypothesisRun) -> dict[str, list[str]]:
+def _roles(run: HypothesisResult) -> dict[str, list[str]]:
     roles = {}
     for claim in run.claims:
         evidence = claim.verdict.evidence or {}
@@ -203,8 +167,7 @@ def _roles(run: HypothesisRun) -> dict[str, list[str]]:
     return roles
 
 
-def _controls_html(report: dict) -> str:
-    controls = report.get("controls")
+def _controls_html(controls: dict | None) -> str:
     if not controls:
         return ""
     rows = ["<h3>pruning controls</h3><table><tr><th>control</th><th>result</th></tr>"]

@@ -1,16 +1,18 @@
 """The checked spec: every name resolved, every setting a typed value.
 
 This is what the checker hands on and what the runtime consumes. Task
-expressions and claims stay as :mod:`circuitdsl.nodes` objects (plain frozen
-attrs, never parse trees): the runtime interprets them.
+expressions stay as :mod:`circuitdsl.syntax.ast` objects (plain frozen attrs,
+never parse trees) for the sampler to compile; claims are lowered to the typed
+objects of :mod:`circuitdsl.spec.claims`, each with its id.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from . import nodes as n
-from .spans import Span, span_field
+from circuitdsl.spec import claims as c
+from circuitdsl.syntax import ast as n
+from circuitdsl.syntax.spans import Span, span_field
 
 PRINTABLE = "".join(chr(c) for c in range(32, 127)) + "\n\t"
 
@@ -108,8 +110,8 @@ class PruneSpec:
 class HypothesisSpec:
     name: str
     prune: PruneSpec
-    #: Claims in source order (settings removed).
-    claims: tuple[n.SizeClaim | n.RoleDecl | n.AblateClaim | n.InterveneClaim | n.Adversarial, ...]
+    #: Claims in source order (settings removed), an adversarial block as one claim per `expect`.
+    claims: tuple[c.Claim, ...]
     samples: int
     seed_share: float
     confidence: float
@@ -117,11 +119,21 @@ class HypothesisSpec:
 
     @property
     def roles(self) -> tuple[n.RoleDecl, ...]:
-        return tuple(c for c in self.claims if isinstance(c, n.RoleDecl))
+        """Every role's declaration, constants folded."""
+        return tuple(claim.decl for claim in self.claims if isinstance(claim, c.RoleClaim))
+
+    @property
+    def variants(self) -> tuple[c.Variant, ...]:
+        """The adversarial blocks' changed tasks, each once, in source order."""
+        found = {claim.variant.name: claim.variant for claim in self.claims if isinstance(claim, c.ExpectClaim)}
+        return tuple(found.values())
+
+    def claim(self, id: str) -> c.Claim:
+        return next(claim for claim in self.claims if claim.id == id)
 
 
 @attrs.frozen
-class Program:
+class CheckedSpec:
     """Everything one ``.circ`` file means, its imports included."""
 
     path: str

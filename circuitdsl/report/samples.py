@@ -15,8 +15,8 @@ from rich.text import Text
 
 from runtime.tokenizer import Tokenizer
 
-from .data import split_of
-from .sampler import Example
+from circuitdsl.tasks.data import split_of
+from circuitdsl.tasks.sampler import Example
 
 _VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
 #: Shown around a multi-character token when the terminal has no colour to mark it.

@@ -1,6 +1,6 @@
 """Tasks become data: held-out splits, evaluation sets and training mixtures.
 
-Examples come from :mod:`circuitdsl.sampler`; this module decides which side
+Examples come from :mod:`circuitdsl.tasks.sampler`; this module decides which side
 of the split each one is on, and encodes them in the runtime's one batch
 layout (:mod:`runtime.batch`). A bracket-depth example, encoded::
 
@@ -39,10 +39,10 @@ import attrs
 
 from runtime.tokenizer import TokenizeError, Tokenizer
 
-from .diagnostics import CircError, Diagnostic
-from .nodes import Binding
-from .program import Program, TaskSpec, TrainSpec, VocabSpec
-from .sampler import Example, TaskSampler
+from circuitdsl.diagnostics import CircError, Diagnostic
+from circuitdsl.syntax.ast import Binding
+from circuitdsl.spec.checked import CheckedSpec, TaskSpec, TrainSpec, VocabSpec
+from circuitdsl.tasks.sampler import Example, TaskSampler
 
 if TYPE_CHECKING:
     from runtime.batch import Batch
@@ -407,7 +407,7 @@ def mixture_dataset(
     return BatchStream(make, stop=steps)
 
 
-def mixture_of(program: Program, train: str | TrainSpec) -> dict[TaskSpec, float]:
+def mixture_of(program: CheckedSpec, train: str | TrainSpec) -> dict[TaskSpec, float]:
     """The ``{task: weight}`` mixture a train block declares."""
     spec = program.trains[train] if isinstance(train, str) else train
     return {program.tasks[name]: weight for name, weight in spec.mixture}

@@ -3,10 +3,10 @@
 These classes mirror the grammar one to one and hold *structure only*: names
 are still strings, settings are still expressions. Meaning (which name refers
 to what, which values are legal) is the checker's job, which turns a
-:class:`Module` tree into the resolved objects of :mod:`circuitdsl.program`.
+:class:`Module` tree into the resolved objects of :mod:`circuitdsl.spec.checked`.
 
 Every node carries an optional ``span`` that is ignored by ``==``, so a spec
-printed by :mod:`circuitdsl.formatter` and parsed again compares equal to the
+printed by :mod:`circuitdsl.syntax.formatter` and parsed again compares equal to the
 original.
 """
 
@@ -16,7 +16,7 @@ from typing import Union
 
 import attrs
 
-from .spans import Span, span_field
+from circuitdsl.syntax.spans import Span, span_field
 
 # ---------------------------------------------------------------- expressions
 

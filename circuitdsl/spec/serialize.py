@@ -22,4 +22,6 @@ def to_data(obj: Any) -> Any:
         return {str(k): to_data(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_data(x) for x in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(to_data(x) for x in obj)
     return obj

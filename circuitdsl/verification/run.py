@@ -1,0 +1,171 @@
+"""A hypothesis verified end to end, over seeds: model -> circuit -> every claim decided -> results.
+
+    plan_training / plan_pruning      what would run, and its cache keys
+    ensure_model                      trained weights (cached)
+    ensure_circuit                    the pruned circuit (cached)
+    verify_hypothesis                 each claim measured on fresh samples,
+                                      on the trained model and on an untrained control
+    aggregate over seeds              a claim holds if it held on enough seeds
+
+What comes out is a :class:`~circuitdsl.verification.results.HypothesisResult`:
+plain data, keyed by claim id, that reports render without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from circuitdsl import __version__
+from circuitdsl.store.cache import Cache
+from circuitdsl.build.circuits import FoundCircuit, ensure_circuit
+from circuitdsl.build.models import TrainedModel, cached_beside_model, ensure_means, ensure_model, mixture_batches
+from circuitdsl.spec.plan import plan_pruning, plan_training
+from circuitdsl.spec.checked import HypothesisSpec, CheckedSpec
+from circuitdsl.store.files import atomic_write_text
+from circuitdsl.verification.arm import VerifyContext
+from circuitdsl.verification.engine import verify_hypothesis
+from circuitdsl.verification.results import HypothesisResult, aggregate
+
+
+def untrained_control(trained: TrainedModel, seed: int):
+    """The control model: the same architecture and density, never trained.
+
+    A claim that also holds here says nothing about what training built.
+    """
+    from runtime.model import SparseGPT
+    from runtime.sparsity import project_topk_, sparsified_parameters
+
+    config = trained.model.config
+    control = SparseGPT(config, seed=seed + 7919)
+    project_topk_(sparsified_parameters(control), config.density, config.min_live_per_row)
+    return control.eval()
+
+
+#: Names the cached control means; bump when untrained_control builds a different model.
+CONTROL_VERSION = 1
+
+
+def control_means(control, trained: TrainedModel, cache: Cache, seed: int) -> dict[str, torch.Tensor]:
+    """The control's mean activations over the training mixture, cached beside the trained model."""
+    from runtime.ablation import mean_activations
+
+    def compute() -> dict[str, torch.Tensor]:
+        return mean_activations(control, mixture_batches(trained, seed + 17, 4))
+
+    return cached_beside_model(trained, cache, f"control-means-v{CONTROL_VERSION}-{seed}.safetensors", compute)
+
+
+def verify_hypothesis_over_seeds(
+    spec: CheckedSpec,
+    hyp: HypothesisSpec,
+    cache: Cache,
+    *,
+    device: torch.device,
+    seeds: int = 1,
+    out: Path | None = None,
+    train_progress: Callable | None = None,
+    prune_progress: Callable | None = None,
+    claim_progress: Callable | None = None,
+) -> HypothesisResult:
+    """Train, prune and verify ``hyp`` on ``seeds`` training seeds; write its circuit files to ``out``."""
+    prune = hyp.prune
+    per_seed, seed_values, records, first = [], [], [], None
+    for offset in range(seeds):
+        seed = prune.train.seed + offset
+        clock = {"start": time.perf_counter()}
+        training = plan_training(spec.tasks, spec.vocab, prune.train, seed=seed)
+        trained = ensure_model(training, cache, device=device, progress=train_progress)
+        trained.model.to("cpu")
+        clock["train"] = time.perf_counter()
+        found = ensure_circuit(plan_pruning(spec.tasks, spec.vocab, prune, training), trained, cache, progress=prune_progress)
+        clock["prune"] = time.perf_counter()
+        means = ensure_means(trained, cache, prune.mean_samples, seed=prune.seed)
+        control = untrained_control(trained, seed)
+        context = VerifyContext(
+            model=trained.model.to(device),
+            control_model=control.to(device),
+            control_means=control_means(control, trained, cache, seed),
+            tokenizer=trained.tokenizer,
+            task=spec.tasks[prune.task],
+            circuit_nodes=tuple(found.circuit.nodes),
+            circuit_edges=tuple((e.src, e.dst, e.weight) for e in found.circuit.edges),
+            means=means,
+            default_ablation=prune.ablation,
+            context=training.model["context"],
+            device=device,
+            seed=seed,
+        )
+        per_seed.append(verify_hypothesis(hyp, context, progress=claim_progress))
+        clock["verify"] = time.perf_counter()
+        seconds = {
+            "train": clock["train"] - clock["start"],
+            "prune": clock["prune"] - clock["train"],
+            "verify": clock["verify"] - clock["prune"],
+        }
+        seed_values.append(seed)
+        records.append(_seed_record(seed, trained, found, seconds))
+        first = first or found
+    claims = aggregate(per_seed, seed_values, hyp.seed_share)
+    labels = role_labels(claims)
+    picture = None
+    if out is not None:
+        folder = out / prune.name
+        write_circuit_files(first, folder, labels)
+        picture = str(folder / "circuit.svg")
+    return HypothesisResult(
+        name=hyp.name,
+        prune=prune.name,
+        task=prune.task,
+        claims=claims,
+        circuit=first.report["circuit"],
+        controls=first.report.get("controls"),
+        record=run_record(spec, records),
+        picture=picture,
+        picture_svg=first.circuit.to_svg(labels),
+    )
+
+
+def role_labels(claims) -> dict[str, str]:
+    """Node -> the roles it is bound to, for the circuit's picture."""
+    labels: dict[str, str] = {}
+    for claim in claims:
+        evidence = claim.verdict.evidence or {}
+        if claim.verdict.kind == "role" and evidence.get("role"):
+            for node in evidence.get("nodes") or []:
+                labels[node] = f"{labels[node]}, {evidence['role']}" if node in labels else evidence["role"]
+    return labels
+
+
+def write_circuit_files(found: FoundCircuit, folder: Path, roles: dict | None = None) -> None:
+    atomic_write_text(folder / "circuit.json", json.dumps(dict(found.report, roles=roles or {}), indent=2) + "\n")
+    atomic_write_text(folder / "circuit.dot", found.circuit.to_dot(roles))
+    atomic_write_text(folder / "circuit.svg", found.circuit.to_svg(roles))
+
+
+def _seed_record(seed: int, trained: TrainedModel, found: FoundCircuit, seconds: dict) -> dict:
+    return {
+        "seed": seed,
+        "model_key": trained.plan.key,
+        "weights_sha256": trained.record.get("files", {}).get("weights.safetensors"),
+        "circuit_key": found.plan.key,
+        "seconds": seconds,
+        "model_cached": trained.cached,
+        "circuit_cached": found.cached,
+    }
+
+
+def run_record(spec: CheckedSpec, seeds: list[dict]) -> dict:
+    """What a verdict needs to be reproduced: hashes of the spec, the weights and the seeds."""
+    sources = {path: hashlib.sha256(text.encode("utf-8")).hexdigest() for path, text in sorted(spec.sources.items())}
+    return {
+        "circuitdsl_version": __version__,
+        "torch_version": torch.__version__,
+        "spec_sha256": sources,
+        "seeds": seeds,
+    }
