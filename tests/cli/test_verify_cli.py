@@ -97,3 +97,39 @@ def test_circ_prune_reuses_the_circuit_and_prints_the_summary_and_controls(verif
     [circuit] = document["circuits"]
     assert circuit["cached"] and circuit["circuit"]["reached"]
     assert (folder / "pruned" / "p" / "circuit.svg").read_text().startswith("<svg")
+
+
+def test_a_saved_json_renders_again_with_the_same_verdicts(verified):
+    folder, first, _ = verified
+    saved = folder / "run.json"
+    saved.write_text(first.stdout)
+    again = runner.invoke(app, ["report", str(saved), "--json"])
+    assert again.exit_code == first.exit_code, again.output
+    assert claims(again) == claims(first)
+    table = runner.invoke(app, ["report", str(saved)])
+    assert "hypothesis `mixed`" in table.stdout and "FAIL" in table.stdout
+
+
+# The defect of issue 12: items were matched to verdicts by claim index, but an
+# adversarial block gives one verdict per `expect`, so the size claim after it
+# reported the second expect's failure and was never tested itself.
+PLUGIN_SPEC = SPEC.split("hypothesis mixed")[0] + """
+hypothesis ids on p {
+    samples = 300
+    adversarial a {
+        text = repeat(word(2..6), 1..3, sep: " ")
+        expect accuracy >= 0
+        expect accuracy drops by >= 0.99
+    }
+    nodes <= 100000
+}
+"""
+
+
+def test_pytest_items_are_keyed_by_claim_id(verified, pytester):
+    folder, _, _ = verified
+    spec = pytester.path / "ids.circ"
+    spec.write_text(PLUGIN_SPEC)
+    result = pytester.runpytest_inprocess(str(spec), "-v", "--circ-cache-dir", str(folder / "cache"), "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*::ids::adversarial.a.1 PASSED*", "*::ids::adversarial.a.2 FAILED*", "*::ids::size.nodes PASSED*"])
+    result.assert_outcomes(passed=2, failed=1)
