@@ -1,4 +1,4 @@
-"""The one error a claim's evaluation raises when it cannot be measured as written."""
+"""The errors of deciding a claim: one the user can act on, and one that is a bug in circ."""
 
 
 class VerifyError(Exception):
@@ -8,3 +8,8 @@ class VerifyError(Exception):
 
 class NoSamples(VerifyError):
     """No fresh sample satisfies a claim's condition (even after drawing many rounds)."""
+
+
+class CheckerGap(TypeError):
+    """A claim the checker should have rejected reached the verifier: a bug in circ, so it is an
+    internal error (exit 3) rather than an INCONCLUSIVE verdict that would hide it."""

@@ -31,7 +31,7 @@ from circuitdsl.spec.claims import RoleClaim
 from circuitdsl.syntax import ast as n
 from circuitdsl.syntax.formatter import format_expr
 from circuitdsl.verification.arm import Arm
-from circuitdsl.verification.errors import VerifyError
+from circuitdsl.verification.errors import CheckerGap, VerifyError
 from circuitdsl.verification.samples import Samples
 from circuitdsl.verification.statistics import Statistics, unit_activations
 from circuitdsl.verification.verdict import compare, kleene_and, kleene_not, kleene_or
@@ -125,7 +125,7 @@ def candidates(decl: n.RoleDecl, layers: frozenset[int] | None, circuit_nodes: t
         sites = KIND_SITES[decl.kind]
         units = [name for name in circuit_nodes if parse_node(name).kind in sites]
     else:
-        raise VerifyError(f"unknown node kind `{' '.join(decl.kind)}`")
+        raise CheckerGap(f"unknown node kind `{' '.join(decl.kind)}`")
     return tuple(u for u in units if layers is None or unit_layer(u) in layers)
 
 
@@ -257,7 +257,7 @@ class RoleSolver:
             return self._comparison(e, unit, parts)
         if isinstance(e, n.Call) and e.func in b.RELATIONS:
             return self._relation(e, unit, parts)
-        raise VerifyError(f"`{format_expr(e)}` is not a predicate")
+        raise CheckerGap(f"`{format_expr(e)}` is not a predicate")
 
     def _measure(self, e: n.Expr, unit: str, values: dict) -> tuple[float, float]:
         if isinstance(e, n.Call) and e.func in b.STATISTICS:
@@ -271,14 +271,14 @@ class RoleSolver:
             return layer, layer
         if isinstance(e, n.Number):  # lowered: the checker folded every constant to one
             return float(e.value), float(e.value)
-        raise VerifyError(f"`{format_expr(e)}` cannot be measured")
+        raise CheckerGap(f"`{format_expr(e)}` cannot be measured")
 
     def _comparison(self, e: n.Binary, unit: str, parts: list[dict]) -> bool | None:
         values: dict = {}
         low, high = self._measure(e.left, unit, values)
         if e.op == "in":
             if not isinstance(e.right, n.Range):
-                raise VerifyError("`in` in a predicate takes a range: `mean(act) in 0..2`")
+                raise CheckerGap("`in` in a predicate takes a range: `mean(act) in 0..2`")
             lo_low, lo_high = self._measure(e.right.low, unit, values)
             hi_low, hi_high = self._measure(e.right.high, unit, values)
             result = kleene_and(compare(low, high, ">=", lo_low, lo_high), compare(low, high, "<=", hi_low, hi_high))
@@ -294,7 +294,7 @@ class RoleSolver:
         as_ = as_arg.id if isinstance(as_arg, n.Name) else None
         other = self.bindings.get(target)
         if other is None:
-            raise VerifyError(f"no role `{target}`")
+            raise CheckerGap(f"no role `{target}`")
         wiring = self.arm.wiring
         test = {
             "reads": lambda x, y: wiring.reads(x, y, as_),

@@ -29,7 +29,7 @@ from runtime.stats import Estimate, mean_interval, pearson, selectivity
 from circuitdsl.syntax import ast as n
 from circuitdsl.syntax.formatter import format_expr
 from circuitdsl.verification.conditions import position_mask, uses_token, variable_values
-from circuitdsl.verification.errors import VerifyError
+from circuitdsl.verification.errors import CheckerGap, VerifyError
 from circuitdsl.verification.samples import Samples
 
 
@@ -68,7 +68,7 @@ class Statistics:
         if call.func == "selectivity":
             a, b = extra
             return selectivity(act[a], act[b], self.confidence)
-        raise VerifyError(f"unknown statistic `{call.func}`")
+        raise CheckerGap(f"unknown statistic `{call.func}`")
 
     def _row_masks(self, call: n.Call):
         """The rows a statistic reads, and what else it needs there (the same for every unit)."""
