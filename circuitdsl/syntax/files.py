@@ -48,14 +48,16 @@ def display_path(path: Path) -> str:
 def project_root(spec: str | Path) -> Path:
     """The folder a spec's imports must stay in.
 
-    The nearest folder at or above the spec's own that holds ``circ.toml``,
+    The nearest folder at or above the spec's own (symlinks in the folder's
+    path followed, not the spec's own name) that holds ``circ.toml``,
     ``pyproject.toml`` or ``.git``; without one, the spec's own folder.
     """
     start = Path(os.path.abspath(spec)).parent
+    start = _resolve(start) or start
     for folder in (start, *start.parents):
         if any(os.path.lexists(folder / marker) for marker in ROOT_MARKERS):
-            return _resolve(folder) or folder
-    return _resolve(start) or start
+            return folder
+    return start
 
 
 def declared_import_paths() -> list[Path]:
@@ -174,13 +176,26 @@ def read_source(path: Path) -> str:
 
     The rules of an import, but for the file named on the command line: a
     regular file of at most 16 MiB, UTF-8 with an optional byte-order mark
-    (dropped). Its suffix and place are not checked: the user chose it.
+    (dropped). Its name is the user's choice; only a symlink is held to the
+    rule of imports, that it end inside the project (so `circ check specs/*.circ`
+    on a checkout cannot be made to print ``/proc/self/environ``).
     """
     shown = display_path(path)
     try:
+        _check_root_link(path, [project_root(path), *declared_import_paths()])
         return _read_spec(path, shown)
     except _Unreadable as err:
         raise CircError([_root_diagnostic(err, shown)], {shown: err.text} if err.text is not None else {}) from None
+
+
+def _check_root_link(path: Path, allowed: list[Path]) -> None:
+    resolved = _resolve(path)
+    if resolved is not None and not _inside(resolved, allowed):
+        raise _Unreadable(
+            "C0503",
+            "is a symlink to a file outside its project",
+            hint=f"name the file it points to, or add that file's folder to {IMPORT_PATH_ENV}",
+        )
 
 
 def _root_diagnostic(err: _Unreadable, shown: str) -> Diagnostic:
@@ -251,6 +266,12 @@ def load_modules(
             refused = _refusal(importer, resolved, project, allowed)
             if refused is not None:
                 fail(refused, shown, importer)
+                return None
+        else:
+            try:
+                _check_root_link(file, allowed)
+            except _Unreadable as err:
+                fail(err, shown, None)
                 return None
         if resolved in chain:
             cycle = " -> ".join(display_path(p) for p in chain[chain.index(resolved):] + [resolved])

@@ -271,3 +271,27 @@ def test_read_source_of_a_missing_file_is_a_circ_error(tmp_path):
     with pytest.raises(CircError) as caught:
         read_source(tmp_path / "nope.circ")
     assert caught.value.diagnostics[0].code == "C0501"
+
+
+def test_a_root_spec_that_is_a_symlink_out_of_its_project_is_refused(project, tmp_path):
+    """`circ check specs/*.circ` on a checkout: a committed symlink cannot make it print a secret."""
+    secret = tmp_path / "environ"
+    secret.write_text(f"CI_SECRET_TOKEN={SECRET}\n")
+    (project / "evil.circ").symlink_to(secret)
+    for command in ("check", "fmt"):
+        result = runner.invoke(app, [command, str(project / "evil.circ")])
+        assert result.exit_code == ExitCode.USAGE, result.output
+        assert "is a symlink to a file outside its project" in result.output
+        assert SECRET not in result.output and "Traceback" not in result.output
+    # /proc/self/environ itself, behind a committed symlink, in a fresh process with a secret in its environment.
+    (project / "env.circ").symlink_to("/proc/self/environ")
+    result = circ("check", str(project / "env.circ"), env={"CI_SECRET_TOKEN": SECRET})
+    assert result.returncode == ExitCode.USAGE and SECRET not in result.stdout + result.stderr
+
+
+def test_a_root_spec_named_directly_may_live_anywhere(tmp_path):
+    """The file named on the command line is the user's choice; only a symlink to it is held to its project."""
+    spec = tmp_path / "anywhere.circ"
+    spec.write_text(MODEL)
+    assert check(spec).exit_code == ExitCode.OK
+    assert read_source(spec) == MODEL
