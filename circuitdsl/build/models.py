@@ -79,7 +79,7 @@ def ensure_model(
 ) -> TrainedModel:
     """The trained model of ``plan``: from the cache, or trained now and cached."""
     with cache.lock("models", plan.key):
-        entry = None if retrain else cache.read("models", plan.key)
+        entry = None if retrain else cache.read("models", plan.key, require=(WEIGHTS,))
         if entry is not None:
             model, tokenizer = model_from_bytes(entry.files[WEIGHTS], device)
             return TrainedModel(plan, model, tokenizer, entry.record, cached=True)

@@ -8,20 +8,18 @@ Whether a claim *holds* is for ``circ verify``.
 
 from __future__ import annotations
 
-import operator
-
 from circuitdsl.check import builtins as b
 from circuitdsl.syntax import ast as n
 from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs, free_names, variant_bindings
 from circuitdsl.spec.checked import ModelSpec, TaskSpec, VocabSpec
 from circuitdsl.check.sink import Reporter
 from circuitdsl.check.settings import NotConstant, constant_number
+from circuitdsl.evaluate import ORDER as _ORDER
 from circuitdsl.syntax.spans import Span
 
 _HEAD_KINDS = {("attn", "head"), ("q", "channel"), ("k", "channel"), ("v", "channel")}
 #: A comparison with `layer` on its right, turned around: `1 < layer` is `layer > 1`.
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
-_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 def _is_layer(e: n.Expr) -> bool:
@@ -396,6 +394,7 @@ class ClaimChecker:
                 "C0303", f"adversarial `{block.name}` predicts nothing", block.span, hint="add `expect accuracy drops by >= 0.2` or similar"
             )
         merged = variant_bindings(base, overrides.values())
+        self._unused_new_variables(block, base, overrides, merged, expects)
         analysis = TaskAnalysis(merged, self.vocab, self.report, f"adversarial `{block.name}`")
         if analysis.check():
             self._check_fits(analysis, merged, block)
@@ -407,6 +406,24 @@ class ClaimChecker:
         extra = set(overrides)
         for expect in expects:
             self.outcome(expect.outcome, extra)
+
+    def _unused_new_variables(self, block: n.Adversarial, base: dict, overrides: dict, merged: dict, expects: list) -> None:
+        """A variant may add a variable only for its own use: one that nothing reads is almost
+        always a misspelt override (`dpeth = 2`), which would silently leave the task unchanged."""
+        new = [name for name in overrides if name not in base]
+        if not new:
+            return
+        used = {name.id for binding in merged.values() for name in free_names(binding.value)}
+        for expect in expects:
+            used.update(name.id for name in free_names(expect.outcome.when))
+        latents = [name for name in self.task.latents]
+        for name in new:
+            if name in used:
+                continue
+            self.report.unknown(
+                "variable", name, overrides[name].name_span, latents,
+                where=f"of task `{self.task.name}`: adversarial `{block.name}` sets it, and nothing in the variant reads it",
+            )
 
     def _check_fits(self, analysis: TaskAnalysis, merged: dict[str, n.Binding], block: n.Adversarial) -> None:
         if self.model is None or "prompt" not in merged:
