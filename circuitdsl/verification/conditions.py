@@ -8,30 +8,20 @@ here is a bug, not a user error.
 
 from __future__ import annotations
 
-import operator
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
 from runtime.tokenizer import Tokenizer
 
-from .. import nodes as n
-from ..check_task import free_names
-from ..formatter import format_expr
-from ..program import TaskSpec
-from ..settings import NotConstant, constant_number
-from .errors import NoSamples, VerifyError
-from .samples import Samples, draw
-
-_ORDER: dict[str, Callable] = {
-    "==": operator.eq,
-    "!=": operator.ne,
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-}
+from circuitdsl import evaluate as evaluation
+from circuitdsl.syntax import ast as n
+from circuitdsl.check.tasks import free_names
+from circuitdsl.syntax.formatter import format_expr
+from circuitdsl.spec.checked import TaskSpec
+from circuitdsl.verification.errors import NoSamples, VerifyError
+from circuitdsl.verification.samples import Samples, draw
 
 
 def uses_token(expr: n.Expr | None) -> bool:
@@ -43,48 +33,15 @@ def names_in(expr: n.Expr | None) -> set[str]:
 
 
 def evaluate(expr: n.Expr, env: Mapping[str, object]) -> object:
-    """The value of ``expr`` with the names of ``env``; conditions give a bool."""
-    if isinstance(expr, (n.Number, n.String, n.Bool)):
-        return expr.value
-    if isinstance(expr, n.Percent):
-        return evaluate(expr.value, env) / 100
-    if isinstance(expr, n.Name):
-        if expr.id not in env:
-            raise VerifyError(f"`{expr.id}` has no value here (known: {', '.join(sorted(env))})")
-        return env[expr.id]
-    if isinstance(expr, n.Unary):
-        value = evaluate(expr.operand, env)
-        return (not value) if expr.op == "not" else -value
-    if isinstance(expr, n.Binary):
-        if expr.op == "and":
-            return bool(evaluate(expr.left, env)) and bool(evaluate(expr.right, env))
-        if expr.op == "or":
-            return bool(evaluate(expr.left, env)) or bool(evaluate(expr.right, env))
-        left = evaluate(expr.left, env)
-        if expr.op == "in":
-            if isinstance(expr.right, n.Range):
-                low, high = evaluate(expr.right.low, env), evaluate(expr.right.high, env)
-                return _ordered(operator.le, low, left) and _ordered(operator.le, left, high)
-            if isinstance(expr.right, n.ListExpr):
-                return left in [evaluate(item, env) for item in expr.right.items]
-            raise VerifyError("`in` takes a range or a list")
-        right = evaluate(expr.right, env)
-        if expr.op in _ORDER:
-            return _ordered(_ORDER[expr.op], left, right)
-        try:
-            return {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}[expr.op](left, right)
-        except (TypeError, ZeroDivisionError) as err:
-            raise VerifyError(f"cannot compute `{expr.op}` of {left!r} and {right!r}: {err}") from None
-    raise VerifyError(f"a {type(expr).__name__} cannot be evaluated in a condition")
+    """The value of ``expr`` with the names of ``env``; conditions give a bool.
 
-
-def _ordered(op: Callable, left, right) -> bool:
-    # `q < 2` with q text is false rather than an error: the checker lets a
-    # comparison of a variable with a value through whatever their types.
+    The language's one evaluator (:func:`circuitdsl.evaluate.evaluate`), its
+    failures raised as the VerifyError a verify run reports.
+    """
     try:
-        return bool(op(left, right))
-    except TypeError:
-        return False
+        return evaluation.evaluate(expr, env)
+    except evaluation.EvaluationError as err:
+        raise VerifyError(err.message) from None
 
 
 def sample_mask(cond: n.Expr | None, samples: Samples) -> Tensor:
@@ -139,18 +96,6 @@ def variable_values(name: str, samples: Samples) -> Tensor:
             )
         values.append(float(value))
     return torch.tensor(values, dtype=torch.float64)
-
-
-def layers_of(layer: n.LayerFilter | None) -> set[int] | None:
-    """The layers ``in layer L`` / ``in layers A..B`` names; None for no filter."""
-    if layer is None:
-        return None
-    try:
-        if isinstance(layer.layers, n.Range):
-            return set(range(int(constant_number(layer.layers.low)), int(constant_number(layer.layers.high)) + 1))
-        return {int(constant_number(layer.layers))}
-    except NotConstant as err:
-        raise VerifyError(f"a layer must be a number: {err.message}") from None
 
 
 def draw_when(

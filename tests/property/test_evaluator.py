@@ -1,16 +1,18 @@
-"""The expression language's evaluators agree on every well-typed expression.
+"""One meaning for every expression: :func:`circuitdsl.evaluate.evaluate`.
 
 Four places compute what an expression means: the sampler's compiled closures
 (the data generator), the verifier's conditions over latents, constant folding
 of settings and bounds, and the checker's value-set analysis. Random
 well-typed expression trees over an environment of names are handed to each,
-and each must give the same value (type included: ``2`` and ``2.0`` print
-differently in a prompt) or fail the same way.
+and each must give what ``evaluate`` gives (type included: ``2`` and ``2.0``
+print differently in a prompt) or fail where it fails. The conditions call
+``evaluate`` itself, so they are not compared here.
 
-Against the code as it stood, they agree everywhere but on ``/`` in constant
-folding, which gave an int when the quotient was whole (``4/2`` -> ``2``,
-``0/3/-7`` -> ``0`` where the others give ``-0.0``), though the type checker
-calls every quotient FLOAT.
+Before there was one evaluator, each had its own operator table, and a test
+like this one found them agreeing everywhere but on ``/`` in constant folding,
+which gave an int when the quotient was whole (``4/2`` -> ``2``, ``0/3/-7`` ->
+``0`` where the others gave ``-0.0``), though the type checker calls every
+quotient FLOAT.
 """
 
 from __future__ import annotations
@@ -25,13 +27,11 @@ from circuitdsl.check import builtins as b
 from circuitdsl.check.sink import Reporter
 from circuitdsl.check.tasks import TaskAnalysis
 from circuitdsl.diagnostics import CircError
-from circuitdsl.evaluate import NotConstant, constant_number
+from circuitdsl.evaluate import EvaluationError, NotConstant, constant_number, evaluate
 from circuitdsl.spec.checked import VocabSpec
 from circuitdsl.syntax import ast as n
+from circuitdsl.syntax.spans import Span
 from circuitdsl.tasks.sampler import _Compiler
-
-conditions = pytest.importorskip("circuitdsl.verification.conditions")
-from circuitdsl.verification.errors import VerifyError  # noqa: E402
 
 # ---------------------------------------------------------------- well-typed expressions
 
@@ -137,22 +137,28 @@ def constant_numbers(draw, depth: int = 4):
         return n.Percent(draw(constant_numbers(sub)))
     return n.Binary(draw(st.sampled_from("+-*/")), draw(constant_numbers(sub)), draw(constant_numbers(sub)))
 
+
 # ---------------------------------------------------------------- each evaluator, as it is called
 
 ERROR = "error"
 
 
+def compiled(expr):
+    """The closure the sampler draws ``expr`` with."""
+    return _Compiler(TYPES, "t", None).compile(expr)
+
+
 def by_sampler(expr, env):
     try:
-        return _Compiler(TYPES, "t", None).compile(expr)(dict(env), random.Random(0))
+        return compiled(expr)(dict(env), random.Random(0))
     except CircError:
         return ERROR
 
 
-def by_conditions(expr, env):
+def by_evaluate(expr, env):
     try:
-        return conditions.evaluate(expr, env)
-    except VerifyError:
+        return evaluate(expr, env)
+    except EvaluationError:
         return ERROR
 
 
@@ -170,64 +176,88 @@ def value_set(expr, env):
     return TaskAnalysis(bindings, VocabSpec(), Reporter(), "task `t`").values(expr)
 
 
-def nodes(expr):
-    stack = [expr]
-    while stack:
-        e = stack.pop()
-        yield e
-        for child in (getattr(e, f, None) for f in ("left", "right", "operand", "value", "cond", "then", "orelse", "low", "high")):
-            if child is not None and not isinstance(child, (int, float, str)):
-                stack.append(child)
-        stack.extend(getattr(e, "items", ()))
-
-
-def is_constant_number(expr) -> bool:
-    """What constant folding takes: arithmetic on number literals."""
-    return all(
-        isinstance(e, (n.Number, n.Percent)) or (isinstance(e, n.Unary) and e.op == "-") or (isinstance(e, n.Binary) and e.op in "+-*/")
-        for e in nodes(expr)
-    )
-
-
-def conditions_take(expr) -> bool:
-    """The old conditions evaluator knows no templates and no `if`."""
-    return not any(isinstance(e, (n.Template, n.IfElse)) for e in nodes(expr))
-
-
 def same(a, b) -> bool:
     # repr tells 2 from 2.0 and True from 1, which == does not.
     return repr(a) == repr(b)
 
 
-# ---------------------------------------------------------------- the old evaluators, side by side
+# ---------------------------------------------------------------- each against evaluate
 
+EXAMPLES = settings(max_examples=max(200, settings.default.max_examples), deadline=None)
 EMPTY_ENV = {"i": 0, "j": 0, "x": 0.0, "p": False, "s": "", "t": ""}
 
 
-def has_division(expr) -> bool:
-    return any(isinstance(e, n.Binary) and e.op == "/" for e in nodes(expr))
-
-
-@settings(max_examples=max(200, settings.default.max_examples), deadline=None)
+@EXAMPLES
 @given(ANY_EXPR, ENVS)
-def test_the_old_evaluators_agree_but_on_division(expr, env):
-    reference = by_sampler(expr, env)
-    if conditions_take(expr):
-        assert same(by_conditions(expr, env), reference), "conditions"
-    if is_constant_number(expr) and not has_division(expr):
-        assert same(by_constant_folding(expr), reference), "constant folding"
-    if reference != ERROR:
-        values = value_set(expr, env)
-        assert values is None or reference in values, "value sets"
+@example(n.Binary("/", n.Number(4), n.Number(2)), EMPTY_ENV)
+@example(n.Binary("/", n.Name("i"), n.Number(0)), EMPTY_ENV)
+def test_the_sampler_computes_what_evaluate_does(expr, env):
+    assert same(by_sampler(expr, env), by_evaluate(expr, env))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="constant folding gives `4/2` as the int 2 (and `0/3/-7` as 0, not -0.0); "
-    "the sampler, the conditions and the value sets give 2.0, as the type checker's FLOAT says",
-)
-@settings(max_examples=max(200, settings.default.max_examples), deadline=None)
-@given(constant_numbers().filter(has_division))
+@EXAMPLES
+@given(constant_numbers())
 @example(n.Binary("/", n.Number(4), n.Number(2)))
-def test_the_old_constant_folding_divides_like_the_others(expr):
-    assert same(by_constant_folding(expr), by_sampler(expr, EMPTY_ENV))
+@example(n.Binary("/", n.Binary("/", n.Number(0), n.Number(3)), n.Number(-7)))
+def test_constant_folding_computes_what_evaluate_does(expr):
+    assert same(by_constant_folding(expr), by_evaluate(expr, {}))
+
+
+@EXAMPLES
+@given(ANY_EXPR, ENVS)
+def test_the_value_sets_hold_the_value(expr, env):
+    value = by_evaluate(expr, env)
+    values = value_set(expr, env)
+    if value != ERROR and values is not None:
+        assert value in values
+
+
+# ---------------------------------------------------------------- what was decided
+
+
+def test_a_quotient_is_a_float_as_the_checker_types_it():
+    quotient = n.Binary("/", n.Number(4), n.Number(2))
+    analysis = TaskAnalysis({}, VocabSpec(), Reporter(), "task `t`")
+    assert analysis.infer(quotient) == b.FLOAT
+    for value in (evaluate(quotient, {}), constant_number(quotient), by_sampler(quotient, EMPTY_ENV)):
+        assert repr(value) == "2.0"
+    assert analysis.values(quotient) == {2.0}
+
+
+def test_whole_arithmetic_stays_int():
+    assert repr(constant_number(n.Binary("*", n.Number(2), n.Number(64)))) == "128"
+
+
+def test_division_by_zero_is_located():
+    at = Span("t.circ", 3, 14, 3, 19, 40, 45)
+    divisor_at = Span("t.circ", 3, 18, 3, 19, 44, 45)
+    division = n.Binary("/", n.Name("i"), n.Number(0, span=divisor_at), span=at)
+    with pytest.raises(EvaluationError, match="division by zero") as raised:
+        evaluate(division, {"i": 1})
+    assert raised.value.span == at
+    with pytest.raises(NotConstant, match="division by zero") as folded:
+        constant_number(n.Binary("/", n.Number(1), n.Number(0), span=at))
+    assert folded.value.span == at
+    # The sampler points at the divisor, with the draw that made it 0.
+    with pytest.raises(CircError, match="division by zero") as drawn:
+        compiled(division)({"i": 1}, random.Random(0))
+    assert drawn.value.diagnostics[0].span == divisor_at
+
+
+def test_ordering_across_types_is_false_not_an_error():
+    for op in ("<", "<=", ">", ">="):
+        assert evaluate(n.Binary(op, n.Name("q"), n.Number(2)), {"q": "'"}) is False
+    assert evaluate(n.Binary("in", n.Name("q"), n.Range(n.Number(1), n.Number(3))), {"q": "'"}) is False
+
+
+def test_text_plus_a_number_is_an_error():
+    with pytest.raises(EvaluationError, match="cannot compute `\\+`"):
+        evaluate(n.Binary("+", n.String("a"), n.Number(1)), {})
+    assert evaluate(n.Binary("+", n.String("a"), n.String("b")), {}) == "ab"
+
+
+def test_deep_nesting_does_not_exhaust_the_stack():
+    deep: n.Expr = n.Number(1)
+    for _ in range(20_000):
+        deep = n.Binary("+", n.Number(1), n.Unary("-", n.Unary("-", deep)))
+    assert evaluate(deep, {}) == constant_number(deep) == 20_001

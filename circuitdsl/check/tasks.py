@@ -1,0 +1,866 @@
+"""Static analysis of task blocks: names, types, answers, and how long prompts can get.
+
+Everything here runs at ``circ check`` time, before any data is generated:
+an answer that is not one token, an empty range, or a prompt that cannot fit
+the model's context is an error here, never a crash in the middle of training.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+import attrs
+
+from circuitdsl.check import builtins as b
+from circuitdsl.syntax import ast as n
+from circuitdsl.spec.checked import PRINTABLE, VocabSpec
+from circuitdsl.check.sink import Reporter
+from circuitdsl.evaluate import BINARY, UNARY, NotConstant, as_text, constant_number, in_list, in_range, percent
+
+#: The most variable assignments enumerated to decide an answer's possible values.
+MAX_ENUMERATION = 4096
+#: The longest a `code_line()` may be, in characters; the runtime keeps to it.
+CODE_LINE_MAX = 40
+_NUMERIC = (b.INT, b.FLOAT)
+#: Generator arguments with a floor above 0: (argument, least value, why).
+_AT_LEAST = {
+    "nested_list": ("depth", 1, "a list is at least one level deep"),
+    "identifier": ("length", 1, "an identifier has at least one character"),
+}
+
+
+def free_names(expr: n.Expr | None) -> list[n.Name]:
+    """Every variable reference in an expression, in source order."""
+    found: list[n.Name] = []
+
+    def walk(e):
+        if e is None:
+            return
+        if isinstance(e, n.Name):
+            found.append(e)
+        elif isinstance(e, n.Template):
+            found.extend(p for p in e.parts if isinstance(p, n.Name))
+        elif isinstance(e, n.ListExpr):
+            for item in e.items:
+                walk(item)
+        elif isinstance(e, n.MapExpr):
+            for entry in e.entries:
+                walk(entry.value)
+        elif isinstance(e, n.Call):
+            for arg in e.args:
+                walk(arg.value)
+                walk(arg.given)
+        elif isinstance(e, n.Unary):
+            walk(e.operand)
+        elif isinstance(e, (n.Binary,)):
+            walk(e.left)
+            walk(e.right)
+        elif isinstance(e, n.Range):
+            walk(e.low)
+            walk(e.high)
+        elif isinstance(e, n.Percent):
+            walk(e.value)
+        elif isinstance(e, n.IfElse):
+            walk(e.cond)
+            walk(e.then)
+            walk(e.orelse)
+
+    walk(expr)
+    return found
+
+
+def evaluation_order(bindings: dict[str, n.Binding], report: Reporter, scope: str) -> list[str] | None:
+    """Bindings sorted so each comes after what it uses; ``None`` (and an error) on a cycle."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> bool:
+        if state.get(name) == "done":
+            return True
+        if state.get(name) == "active":
+            cycle = path[path.index(name) :] + [name]
+            report.error(
+                "C0207",
+                f"`{name}` depends on itself in {scope}: " + " -> ".join(cycle),
+                bindings[name].name_span,
+                hint="a variable may use any other, but not in a circle",
+            )
+            return False
+        state[name] = "active"
+        for ref in free_names(bindings[name].value):
+            if ref.id in bindings and not visit(ref.id, path + [name]):
+                return False
+        state[name] = "done"
+        order.append(name)
+        return True
+
+    for name in bindings:
+        if not visit(name, []):
+            return None
+    return order
+
+
+def variant_bindings(base: dict[str, n.Binding], overrides: Iterable[n.Binding]) -> dict[str, n.Binding]:
+    """A task's bindings with a variant's replacing (or adding to) them, as `adversarial` means it.
+
+    A variant's binding may use the variable it replaces: `prompt = "[" + prompt`
+    reads the task's own prompt, so the base binding lives on under a hidden
+    name (``prompt'base``, which no source text can spell).
+    """
+    merged = dict(base)
+    for binding in overrides:
+        name = binding.name
+        if name in base and any(ref.id == name for ref in free_names(binding.value)):
+            hidden = f"{name}'base"
+            merged[hidden] = base[name]
+            binding = n.Binding(name, _rename(binding.value, name, hidden), span=binding.span, name_span=binding.name_span)
+        merged[name] = binding
+    return merged
+
+
+def _rename(e, old: str, new: str):
+    """``e`` with every reference to ``old`` pointing at ``new``."""
+    if isinstance(e, n.Name):
+        return n.Name(new, span=e.span) if e.id == old else e
+    if isinstance(e, n.Template):
+        return n.Template(tuple(_rename(p, old, new) if isinstance(p, n.Name) else p for p in e.parts), span=e.span)
+    if isinstance(e, tuple):
+        return tuple(_rename(x, old, new) for x in e)
+    if attrs.has(type(e)):
+        changes = {}
+        for field in attrs.fields(type(e)):
+            if field.name in ("span",) or not field.eq:
+                continue
+            value = getattr(e, field.name)
+            if attrs.has(type(value)) or isinstance(value, tuple):
+                changes[field.name] = _rename(value, old, new)
+        return attrs.evolve(e, **changes) if changes else e
+    return e
+
+
+class TaskAnalysis:
+    """Types, possible values and length bounds for one task's variables (or a variant of it)."""
+
+    def __init__(self, bindings: dict[str, n.Binding], vocab: VocabSpec, report: Reporter, scope: str):
+        self.bindings = bindings
+        self.vocab = vocab
+        self.report = report
+        self.scope = scope
+        self.types: dict[str, str] = {}
+        self._lengths: dict[str, int | None] = {}
+        self._chars_memo: dict[str, dict[str, n.Expr]] = {}
+        #: Whether :meth:`check` found this task sound, so its lengths and answers can be trusted.
+        self.ok = False
+
+    # ------------------------------------------------------------ names and types
+
+    def check(self) -> bool:
+        # Only this task's own errors count: a mistake in another block must not hide
+        # the checks that follow (answers, context), or one run would not report them all.
+        before = self.report.raised
+        ok = True
+        for binding in self.bindings.values():
+            for ref in free_names(binding.value):
+                if ref.id not in self.bindings:
+                    self.report.unknown("variable", ref.id, ref.span, self.bindings, where=f"in {self.scope}")
+                    ok = False
+        if not ok:
+            return False
+        order = evaluation_order(self.bindings, self.report, self.scope)
+        if order is None:
+            return False
+        for name in order:
+            self.types[name] = self.infer(self.bindings[name].value)
+        if self.report.raised == before:
+            for name in order:
+                self._check_draws(self.bindings[name].value)
+        self.ok = self.report.raised == before
+        return self.ok
+
+    # ------------------------------------------------------------ values that fail when drawn
+
+    def _check_draws(self, expr: n.Expr) -> None:
+        """Values a draw can reach that have no meaning: a range whose bounds cross, a zero
+        divisor, a list of depth 0, an empty identifier, weights that are all zero.
+
+        Decided like answers: per assignment of the choices and ranges involved,
+        so `n..3` with `n = 1..5` is reported with the value of `n` that empties it.
+        """
+        for e in _subexpressions(expr):
+            if isinstance(e, n.Range) and not _constant(e):
+                self._never(
+                    e, lambda env, e=e: self._pairs(e.low, e.high, env), lambda lh: lh[0] > lh[1], "C0402",
+                    lambda lh: f"this range can be empty: {lh[0]}..{lh[1]} has no values",
+                    "ranges include both ends and need the start first; keep the bounds from crossing",
+                )
+            elif isinstance(e, n.Binary) and e.op == "/":
+                self._never(e.right, None, lambda v: v == 0, "C0401", lambda v: "the divisor can be 0", "keep the divisor away from 0")
+            elif isinstance(e, n.Call) and e.func in b.GENERATORS:
+                args = _call_args(e)
+                least = _AT_LEAST.get(e.func)
+                if least and least[0] in args:
+                    name, low, why = least
+                    self._never(
+                        args[name], None, lambda v, low=low: isinstance(v, int) and v < low, "C0401",
+                        lambda v, name=name, low=low: f"`{name}` of `{e.func}` must be at least {low}, and can be {v}",
+                        why,
+                    )
+                weights = args.get("weights") if e.func == "choice" else None
+                if isinstance(weights, n.ListExpr) and weights.items:
+                    values = [self.values(item) for item in weights.items]
+                    if all(v is not None and v <= {0} for v in values):
+                        self.report.error("C0401", "the weights of `choice` are all zero", weights.span, hint="give some option a positive weight")
+
+    def _pairs(self, low: n.Expr, high: n.Expr, env) -> set | None:
+        lows, highs = self.values(low, env), self.values(high, env)
+        if lows is None or highs is None or len(lows) * len(highs) > MAX_ENUMERATION:
+            return None
+        return set(itertools.product(lows, highs))
+
+    def _never(self, e: n.Expr, values, bad, code: str, message, hint: str | None) -> None:
+        """Report ``e`` (with the assignment that does it) if some draw makes ``bad(value)`` true."""
+        if values is None:
+            values = lambda env: self.values(e, env)  # noqa: E731
+        for env in self.assignments(e) or ():
+            for value in values(env) or ():
+                if bad(value):
+                    when = ", ".join(f"{k} = {v!r}" for k, v in env.items())
+                    self.report.error(code, message(value), e.span, hint=hint, notes=[f"when {when}"] if when else [])
+                    return
+
+    def infer(self, e: n.Expr) -> str:
+        """The type of an expression; reports and returns ANY when it has none."""
+        if isinstance(e, n.Number):
+            return b.INT if isinstance(e.value, int) else b.FLOAT
+        if isinstance(e, (n.String, n.Template)):
+            return b.STR
+        if isinstance(e, n.Bool):
+            return b.BOOL
+        if isinstance(e, n.Name):
+            return self.types.get(e.id, b.ANY)
+        if isinstance(e, n.ListExpr):
+            for item in e.items:
+                self.infer(item)
+            return b.LIST
+        if isinstance(e, n.MapExpr):
+            self.report.error("C0304", f"a map has no meaning in {self.scope}", e.span, hint="maps are for mixture weights in train blocks")
+            return b.ANY
+        if isinstance(e, n.Percent):
+            self._expect(e.value, _NUMERIC, "`%`")
+            return b.FLOAT
+        if isinstance(e, n.Range):
+            self._expect(e.low, (b.INT,), "a range's bounds")
+            self._expect(e.high, (b.INT,), "a range's bounds")
+            self._check_range(e)
+            return b.INT
+        if isinstance(e, n.Unary):
+            if e.op == "not":
+                self._expect(e.operand, (b.BOOL,), "`not`")
+                return b.BOOL
+            return self._expect(e.operand, _NUMERIC, "unary `-`")
+        if isinstance(e, n.IfElse):
+            self._expect(e.cond, (b.BOOL,), "the condition of `if`")
+            then, orelse = self.infer(e.then), self.infer(e.orelse)
+            if b.ANY not in (then, orelse) and then != orelse and {then, orelse} != set(_NUMERIC):
+                self.report.error("C0305", f"the branches of `if` differ in type: {then} and {orelse}", e.span)
+            return then
+        if isinstance(e, n.Binary):
+            return self._binary(e)
+        if isinstance(e, n.Call):
+            return self._call(e)
+        return b.ANY
+
+    def _expect(self, e: n.Expr, allowed: tuple[str, ...], where: str) -> str:
+        found = self.infer(e)
+        if found != b.ANY and found not in allowed:
+            self.report.error("C0305", f"{where} needs {' or '.join(allowed)}, found {found}", e.span)
+            return b.ANY
+        return found
+
+    def _binary(self, e: n.Binary) -> str:
+        if e.op in ("and", "or"):
+            self._expect(e.left, (b.BOOL,), f"`{e.op}`")
+            self._expect(e.right, (b.BOOL,), f"`{e.op}`")
+            return b.BOOL
+        if e.op == "in":
+            self.infer(e.left)
+            if not isinstance(e.right, (n.Range, n.ListExpr)):
+                self.report.error("C0305", "`in` needs a range or a list on its right", e.right.span)
+            else:
+                self.infer(e.right)
+            return b.BOOL
+        left, right = self.infer(e.left), self.infer(e.right)
+        if b.ANY in (left, right):
+            return b.BOOL if e.op in ("==", "!=", "<", "<=", ">", ">=") else b.ANY
+        if e.op in ("==", "!="):
+            if left != right and {left, right} != set(_NUMERIC):
+                self.report.error("C0305", f"`{e.op}` compares {left} with {right}; they are never equal", e.span)
+            return b.BOOL
+        if e.op in ("<", "<=", ">", ">="):
+            if left not in _NUMERIC or right not in _NUMERIC:
+                self.report.error("C0305", f"`{e.op}` needs numbers, found {left} and {right}", e.span)
+            return b.BOOL
+        if e.op == "+" and left == right == b.STR:
+            return b.STR
+        if left in _NUMERIC and right in _NUMERIC:
+            return b.FLOAT if b.FLOAT in (left, right) or e.op == "/" else b.INT
+        hint = "turn the number into text with `str(...)`" if e.op == "+" and b.STR in (left, right) else None
+        self.report.error("C0305", f"`{e.op}` cannot combine {left} and {right}", e.span, hint)
+        return b.ANY
+
+    def _call(self, e: n.Call) -> str:
+        func = b.GENERATORS.get(e.func)
+        if func is None:
+            self.report.unknown("generator", e.func, e.span, b.GENERATORS)
+            for arg in e.args:
+                self.infer(arg.value)
+            return b.ANY
+        positional = [a for a in e.args if a.name is None]
+        keywords: dict[str, n.Arg] = {}
+        for arg in e.args:
+            if arg.given is not None:
+                self.report.error(
+                    "C0306", "`|` conditions belong to hypothesis statistics such as `mean(act | ...)`", arg.span
+                )
+            if arg.name is not None:
+                if arg.name in keywords:
+                    self.report.error("C0306", f"`{arg.name}:` is given twice to `{e.func}`", arg.span)
+                keywords[arg.name] = arg
+        bound: dict[str, n.Expr] = {}
+        params = list(func.params)
+        if func.variadic:
+            if not positional:
+                self.report.error("C0306", f"`{e.func}` needs at least one option", e.span, hint=f"for example `{func.example}`")
+            option_types = {self.infer(a.value) for a in positional} - {b.ANY}
+            if len(option_types) > 1 and option_types != set(_NUMERIC):
+                self.report.error("C0305", f"the options of `{e.func}` differ in type: {', '.join(sorted(option_types))}", e.span)
+            result = option_types.pop() if len(option_types) == 1 else b.ANY
+            params = params[1:]
+        else:
+            if len(positional) > len(params):
+                self.report.error(
+                    "C0306",
+                    f"`{e.func}` takes at most {len(params)} argument(s), found {len(positional)}",
+                    positional[len(params)].span,
+                    hint=f"for example `{func.example}`",
+                )
+            for param, arg in zip(params, positional):
+                bound[param.name] = arg.value
+            result = func.returns
+        for name, arg in keywords.items():
+            param = func.param(name)
+            if param is None or (func.variadic and param is func.params[0]):
+                self.report.unknown("argument", name, arg.span, [p.name for p in params], where=f"of `{e.func}`")
+                continue
+            if name in bound:
+                self.report.error("C0306", f"`{name}` is given twice to `{e.func}`", arg.span)
+            bound[name] = arg.value
+        for param in params:
+            if param.name not in bound:
+                if param.required:
+                    self.report.error(
+                        "C0306", f"`{e.func}` needs `{param.name}`", e.span, hint=f"for example `{func.example}`"
+                    )
+                continue
+            value = bound[param.name]
+            if param.type == b.LIST:
+                if not isinstance(value, n.ListExpr):
+                    self.report.error("C0305", f"`{param.name}` of `{e.func}` needs a list", value.span)
+                    continue
+                for item in value.items:
+                    self._expect(item, _NUMERIC, f"`{param.name}` of `{e.func}`")
+                    self._nonnegative(item, f"`{param.name}` of `{e.func}`")
+                if e.func == "choice" and len(value.items) != len(positional):
+                    self.report.error(
+                        "C0306",
+                        f"`choice` has {len(positional)} option(s) but {len(value.items)} weight(s)",
+                        value.span,
+                    )
+                continue
+            if param.type != b.ANY:
+                allowed = (param.type,) + ((b.INT,) if param.type == b.FLOAT else ())
+                self._expect(value, allowed, f"`{param.name}` of `{e.func}`")
+            if param.type == b.INT:
+                self._nonnegative(value, f"`{param.name}` of `{e.func}`")
+        return result
+
+    def _nonnegative(self, e: n.Expr, where: str) -> None:
+        for value in self.values(e) or ():
+            if isinstance(value, (int, float)) and value < 0:
+                self.report.error("C0401", f"{where} must not be negative, found {value}", e.span)
+                return
+
+    def _check_range(self, e: n.Range) -> None:
+        try:
+            low, high = constant_number(e.low), constant_number(e.high)
+        except NotConstant:
+            return
+        if low > high:
+            self.report.error(
+                "C0402", f"empty range {low}..{high}: it has no values", e.span, hint=f"ranges include both ends; did you mean {high}..{low}?"
+            )
+
+    # ------------------------------------------------------------ possible values
+
+    def values(self, e: n.Expr, env: dict[str, object] | None = None) -> set | None:
+        """Every value ``e`` can take given fixed values of some variables; None if unbounded."""
+        env = env or {}
+        try:
+            return self._values(e, env)
+        except (TypeError, ValueError, ZeroDivisionError, RecursionError):
+            return None
+
+    def _values(self, e, env) -> set | None:
+        if isinstance(e, (n.Number, n.String, n.Bool)):
+            return {e.value}
+        if isinstance(e, n.Name):
+            if e.id in env:
+                return {env[e.id]}
+            binding = self.bindings.get(e.id)
+            return None if binding is None else self._values(binding.value, env)
+        if isinstance(e, n.Range):
+            lows, highs = self._values(e.low, env), self._values(e.high, env)
+            if lows is None or highs is None:
+                return None
+            out = set()
+            for low, high in itertools.product(lows, highs):
+                if not isinstance(low, int) or not isinstance(high, int) or high - low > MAX_ENUMERATION:
+                    return None
+                out.update(range(low, high + 1))
+            return out
+        if isinstance(e, n.Call) and e.func == "choice":
+            out = set()
+            for arg in e.args:
+                if arg.name is None:
+                    options = self._values(arg.value, env)
+                    if options is None:
+                        return None
+                    out |= options
+            return out
+        if isinstance(e, n.Call) and e.func in ("str", "int") and e.args:
+            inner = self._values(e.args[0].value, env)
+            return None if inner is None else {as_text(v) for v in inner}
+        if isinstance(e, n.Template):
+            return self._combine([p if isinstance(p, n.Name) else n.String(p) for p in e.parts], env, lambda xs: "".join(map(as_text, xs)))
+        if isinstance(e, n.IfElse):
+            conds = self._values(e.cond, env)
+            if conds is None:
+                return None
+            out = set()
+            if True in conds:
+                then = self._values(e.then, env)
+                if then is None:
+                    return None
+                out |= then
+            if False in conds:
+                orelse = self._values(e.orelse, env)
+                if orelse is None:
+                    return None
+                out |= orelse
+            return out
+        if isinstance(e, n.Unary):
+            return self._combine([e.operand], env, lambda xs: UNARY[e.op](xs[0]))
+        if isinstance(e, n.Percent):
+            return self._combine([e.value], env, lambda xs: percent(xs[0]))
+        if isinstance(e, n.Binary) and e.op == "in":
+            if isinstance(e.right, n.Range):
+                parts = [e.left, e.right.low, e.right.high]
+                return self._combine(parts, env, lambda xs: in_range(*xs))
+            if isinstance(e.right, n.ListExpr):
+                return self._combine([e.left, *e.right.items], env, lambda xs: in_list(xs[0], xs[1:]))
+            return None
+        if isinstance(e, n.Binary):
+            return self._combine([e.left, e.right], env, lambda xs: BINARY[e.op](xs[0], xs[1]))
+        return None
+
+    def _combine(self, parts, env, fn) -> set | None:
+        sets = []
+        for part in parts:
+            values = self._values(part, env)
+            if values is None:
+                return None
+            sets.append(values)
+        total = 1
+        for values in sets:
+            total *= len(values)
+        if total > MAX_ENUMERATION:
+            return None
+        return {fn(combo) for combo in itertools.product(*sets)}
+
+    def assignments(self, expr: n.Expr) -> list[dict[str, object]] | None:
+        """Every assignment of the random variables ``expr`` depends on; None if too many.
+
+        Variables are enumerated at their roots (those bound straight to a
+        `choice` or a range) and everything derived from them is recomputed,
+        so `answer = if depth == 2 ...` is decided per value of `depth`.
+        """
+        roots = []
+        seen = set()
+
+        def collect(e):
+            for ref in free_names(e):
+                if ref.id in seen or ref.id not in self.bindings:
+                    continue
+                seen.add(ref.id)
+                value = self.bindings[ref.id].value
+                if isinstance(value, n.Range) or (isinstance(value, n.Call) and value.func == "choice"):
+                    roots.append(ref.id)
+                else:
+                    collect(value)
+
+        collect(expr)
+        domains = []
+        total = 1
+        for root in roots:
+            domain = self.values(self.bindings[root].value)
+            if domain is None:
+                return None
+            domains.append(sorted(domain, key=repr))
+            total *= len(domain)
+            if total > MAX_ENUMERATION:
+                return None
+        return [dict(zip(roots, combo)) for combo in itertools.product(*domains)]
+
+    def answers(self, expr: n.Expr) -> list[tuple[object, dict[str, object]]] | None:
+        """Each possible value of ``expr`` with an assignment of the random variables that yields it."""
+        out = []
+        for env in self.assignments(expr) or [None]:
+            if env is None:
+                return None
+            results = self.values(expr, env)
+            if results is None:
+                return None
+            out.extend((r, env) for r in sorted(results, key=repr))
+        return out
+
+    # ------------------------------------------------------------ characters
+
+    def characters(self, e: n.Expr) -> dict[str, n.Expr]:
+        """Characters the text of ``e`` can contain, each with the expression that writes it.
+
+        Only characters known to be possible are listed (a value that cannot be
+        enumerated adds none), so anything listed can really occur.
+        """
+        try:
+            return self._chars(e)
+        except RecursionError:
+            return {}
+
+    def _chars(self, e) -> dict[str, n.Expr]:
+        if isinstance(e, n.Name):
+            if e.id not in self._chars_memo:
+                self._chars_memo[e.id] = {}  # guards against cycles
+                binding = self.bindings.get(e.id)
+                self._chars_memo[e.id] = {} if binding is None else self._chars(binding.value)
+            return self._chars_memo[e.id]
+        if isinstance(e, n.String):
+            return dict.fromkeys(e.value, e)
+        if isinstance(e, n.Template):
+            out: dict[str, n.Expr] = {}
+            for part in e.parts:
+                _merge(out, self._chars(part) if isinstance(part, n.Name) else dict.fromkeys(part, e))
+            return out
+        if isinstance(e, n.Binary) and e.op == "+":
+            return _merge(self._chars(e.left), self._chars(e.right))
+        if isinstance(e, n.IfElse):
+            return _merge(self._chars(e.then), self._chars(e.orelse))
+        if isinstance(e, n.Call) and e.func in b.GENERATORS and e.func not in ("str", "int"):
+            func = b.GENERATORS[e.func]
+            out = dict.fromkeys(func.alphabet, e)
+            args = _call_args(e)
+            if e.func == "choice":
+                for arg in e.args:
+                    if arg.name is None:
+                        _merge(out, self._chars(arg.value))
+            elif e.func == "nested_list":
+                _merge(out, self._chars(args["values"]) if "values" in args else dict.fromkeys(b.DIGITS, e))
+            elif e.func == "repeat":
+                for name in ("value", "sep"):
+                    if name in args:
+                        _merge(out, self._chars(args[name]))
+            return out
+        values = self.values(e)
+        out = {}
+        for value in values or ():
+            _merge(out, dict.fromkeys(as_text(value), e))
+        return out
+
+    # ------------------------------------------------------------ lengths
+
+    def max_tokens(self, e: n.Expr) -> int | None:
+        """An upper bound on the tokens ``e`` can produce; None if it has none we can see."""
+        try:
+            return self._max(e)
+        except RecursionError:
+            return None
+
+    def _max(self, e) -> int | None:
+        if isinstance(e, n.Name):
+            if e.id not in self._lengths:
+                binding = self.bindings.get(e.id)
+                self._lengths[e.id] = None  # guards against cycles
+                self._lengths[e.id] = None if binding is None else self._max(binding.value)
+            return self._lengths[e.id]
+        # Finitely many values (literals, choices, ranges) bound the length exactly.
+        if not isinstance(e, n.Call) or e.func in ("choice", "str"):
+            values = self.values(e)
+            if values is not None:
+                return max((_token_count(as_text(v), self.vocab) for v in values), default=0)
+        if isinstance(e, n.Template):
+            return _sum(self._max(p) if isinstance(p, n.Name) else _token_count(p, self.vocab) for p in e.parts)
+        if isinstance(e, n.IfElse):
+            return _max_of([self._max(e.then), self._max(e.orelse)])
+        if isinstance(e, n.Binary) and e.op == "+":
+            return _sum([self._max(e.left), self._max(e.right)])
+        if isinstance(e, n.Call):
+            return self._max_call(e)
+        return None
+
+    def _upper(self, e: n.Expr | None, default) -> int | None:
+        if e is None:
+            return default[1] if isinstance(default, tuple) else default
+        values = self.values(e)
+        if values is None and isinstance(e, n.Range):
+            # Too many values to list (`1..100000`), but the top is still known.
+            try:
+                high = constant_number(e.high)
+            except NotConstant:
+                return None
+            return high if isinstance(high, int) else None
+        if values is None or not all(isinstance(v, int) for v in values):
+            return None
+        return max(values)
+
+    def _max_call(self, e: n.Call) -> int | None:
+        func = b.GENERATORS.get(e.func)
+        if func is None:
+            return None
+        args = {}
+        params = list(func.params)
+        if not func.variadic:
+            for param, arg in zip(params, [a for a in e.args if a.name is None]):
+                args[param.name] = arg.value
+        args.update({a.name: a.value for a in e.args if a.name is not None})
+        if e.func == "choice":
+            return _max_of([self._max(a.value) for a in e.args if a.name is None])
+        if e.func in ("int", "str"):
+            values = self.values(next(iter(args.values()), None)) if args else None
+            if values is None:
+                return None
+            return max(len(as_text(v)) for v in values)
+        if e.func in ("identifier", "word"):
+            return self._upper(args.get("length"), func.param("length").default)
+        if e.func == "code_line":
+            return CODE_LINE_MAX
+        if e.func == "repeat":
+            count = self._upper(args.get("count"), 0)
+            item = self._max(args["value"]) if "value" in args else None
+            sep = _token_count(args["sep"].value, self.vocab) if isinstance(args.get("sep"), n.String) else 0
+            if count is None or item is None:
+                return None
+            return count * item + max(0, count - 1) * sep
+        if e.func == "nested_list":
+            depth = self._upper(args.get("depth"), None)
+            items = self._upper(args.get("items"), func.param("items").default)
+            value = self._max(args["values"]) if "values" in args else 1
+            if depth is None or items is None or value is None:
+                return None
+            # Each level: `[`, its items with `, ` between them, `, ` before the next level.
+            per_level = 1 + items * value + 2 * items
+            return depth * per_level + depth  # closing brackets when the list is closed
+        return None
+
+
+def check_characters(
+    analysis: TaskAnalysis, prompt: n.Expr, vocab: VocabSpec, report: Reporter, what: str, within: Iterable[n.Expr] | None = None
+) -> None:
+    """Report the characters a prompt can contain that no token of the vocab covers (C0408).
+
+    With ``within`` (a variant's own bindings), only characters written inside
+    those are reported: the task's check has reported the rest already.
+    """
+    covered = set(vocab.chars).union(*vocab.tokens)
+    inside = None if within is None else {id(e) for expr in within for e in _subexpressions(expr)}
+    by_origin: dict[int, tuple[n.Expr, list[str]]] = {}
+    for char, origin in analysis.characters(prompt).items():
+        if char not in covered and (inside is None or id(origin) in inside):
+            by_origin.setdefault(id(origin), (origin, []))[1].append(char)
+    for origin, chars in by_origin.values():
+        shown = ", ".join(repr(c) for c in chars[:8]) + (f" and {len(chars) - 8} more" if len(chars) > 8 else "")
+        generated = isinstance(origin, n.Call)
+        report.error(
+            "C0408",
+            f"{what} can contain {shown}, which the vocab lacks"
+            + (f" (`{origin.func}` writes {'it' if len(chars) == 1 else 'them'})" if generated else ""),
+            origin.span,
+            hint="add "
+            + ("it" if len(chars) == 1 else "them")
+            + " to the vocab's `chars`"
+            + (", or use `chars = printable`" if set(chars) <= set(PRINTABLE) else ""),
+        )
+
+
+#: The fields a task's examples are scored on, and the types each may have.
+_TEXT_FIELDS = {"prompt": (b.STR,), "answer": (b.STR,), "competitors": (b.LIST, b.STR)}
+
+
+def check_outputs(
+    analysis: TaskAnalysis, vocab: VocabSpec, report: Reporter, of: str = "", own: dict[str, n.Binding] | None = None
+) -> bool:
+    """Report a prompt, answer or competitor of the wrong type (C0305), and an answer or
+    competitor that can be anything but one token of the vocab (C0404); False after a
+    type error, when the prompt's characters are not worth checking either.
+
+    With ``own`` (a variant's own bindings), only the fields those bindings change are
+    checked, each reported where the variant changes it: the task's check has
+    reported what the variant inherits unchanged.
+    """
+    origins = {name: _changed_by(analysis.bindings, name, own) for name in _TEXT_FIELDS}
+    for name, allowed in _TEXT_FIELDS.items():
+        origin = origins[name]
+        binding = analysis.bindings.get(name)
+        # A field of the wrong type has no values worth enumerating.
+        if origin is not None and binding is not None and analysis.types.get(name) not in allowed + (b.ANY,):
+            report.error("C0305", f"`{name}`{of} must be text, found {analysis.types[name]}", binding.value.span)
+            return False
+    for name in ("answer", "competitors"):
+        if origins[name] is not None:
+            _check_tokens(analysis, analysis.bindings[name], origins[name], vocab, report, of)
+    return True
+
+
+def _changed_by(bindings: dict[str, n.Binding], name: str, own: dict[str, n.Binding] | None) -> n.Binding | None:
+    """The binding to blame for the values of ``name``: its own, or with ``own`` the first
+    of the variant's bindings it reads (None if the variant leaves it as the task has it)."""
+    if name not in bindings:
+        return None
+    if own is None or name in own:
+        return bindings[name]
+    seen: set[str] = set()
+    stack = [name]
+    while stack:
+        current = stack.pop()
+        for ref in free_names(bindings[current].value):
+            if ref.id in own:
+                return own[ref.id]
+            if ref.id in bindings and ref.id not in seen:
+                seen.add(ref.id)
+                stack.append(ref.id)
+    return None
+
+
+def _check_tokens(
+    analysis: TaskAnalysis, binding: n.Binding, origin: n.Binding, vocab: VocabSpec, report: Reporter, of: str
+) -> None:
+    """The first value of each answer (or listed competitor) that is not one token, with the draw that gives it."""
+    what = "an answer" if binding.name == "answer" else "a competitor"
+    exprs = binding.value.items if isinstance(binding.value, n.ListExpr) else (binding.value,)
+    for expr in exprs:
+        # A field rebound through another variable is shown where the variant rebinds that one.
+        span = expr.span if origin is binding else origin.value.span
+        for value, env in analysis.answers(expr) or ():
+            if isinstance(value, str) and vocab.is_token(value):
+                continue
+            when = ", ".join(f"{k} = {v!r}" for k, v in env.items())
+            report.error(
+                "C0404",
+                f"{what}{of} can be {value!r}, which is not one token of the vocab",
+                span,
+                hint=_token_hint(value),
+                notes=[f"when {when}"] if when else [],
+            )
+            break
+
+
+def _token_hint(value: object) -> str:
+    if isinstance(value, str) and len(value) > 1:
+        return f'declare it in the vocab: vocab {{ tokens = ["{value}"] }}'
+    if isinstance(value, str) and value:
+        return "add it to the vocab's `chars`"
+    return "an answer is exactly one token"
+
+
+def _subexpressions(e):
+    """``e`` and every expression inside it, generator arguments included."""
+    stack = [e]
+    while stack:
+        e = stack.pop()
+        if e is None or isinstance(e, str):
+            continue
+        yield e
+        if isinstance(e, n.Template):
+            stack.extend(p for p in e.parts if isinstance(p, n.Name))
+        elif isinstance(e, n.ListExpr):
+            stack.extend(e.items)
+        elif isinstance(e, n.MapExpr):
+            stack.extend(entry.value for entry in e.entries)
+        elif isinstance(e, n.Call):
+            stack.extend(arg.value for arg in e.args)
+        elif isinstance(e, n.Unary):
+            stack.append(e.operand)
+        elif isinstance(e, n.Binary):
+            stack.extend((e.left, e.right))
+        elif isinstance(e, n.Range):
+            stack.extend((e.low, e.high))
+        elif isinstance(e, n.Percent):
+            stack.append(e.value)
+        elif isinstance(e, n.IfElse):
+            stack.extend((e.cond, e.then, e.orelse))
+
+
+def _constant(e: n.Range) -> bool:
+    try:
+        constant_number(e.low), constant_number(e.high)
+    except NotConstant:
+        return False
+    return True
+
+
+def _call_args(e: n.Call) -> dict[str, n.Expr]:
+    """A generator call's arguments by parameter name (choice's options are left out)."""
+    func = b.GENERATORS.get(e.func)
+    if func is None:
+        return {}
+    args: dict[str, n.Expr] = {}
+    if not func.variadic:
+        args.update(zip((p.name for p in func.params), (a.value for a in e.args if a.name is None)))
+    args.update({a.name: a.value for a in e.args if a.name is not None})
+    return args
+
+
+def _merge(into: dict, more: dict) -> dict:
+    for key, value in more.items():
+        into.setdefault(key, value)
+    return into
+
+
+def _token_count(text: str, vocab: VocabSpec) -> int:
+    """Tokens of a literal under longest-match tokenization (unknown characters count one each)."""
+    count = 0
+    i = 0
+    longest = max((len(t) for t in vocab.tokens), default=1)
+    while i < len(text):
+        step = 1
+        for size in range(min(longest, len(text) - i), 1, -1):
+            if text[i : i + size] in vocab.tokens:
+                step = size
+                break
+        i += step
+        count += 1
+    return count
+
+
+def _sum(values: Iterable[int | None]) -> int | None:
+    total = 0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
+
+
+def _max_of(values: list[int | None]) -> int | None:
+    if any(v is None for v in values):
+        return None
+    return max(values, default=0)
