@@ -6,7 +6,7 @@ checker's value sets all take their operators from the tables here, so an
 expression means the same in a task, a `when` clause and a setting
 (tests/property/test_evaluator.py holds them to it).
 
-What each operator means, consistent with the type checker (check/tasks.py):
+What each operator means, consistent with the type checker (circuitdsl/check/tasks.py):
 
 * ``+ - *`` are Python's on numbers: int with int stays int (``d_model = 2 * 64``
   is 128, not 128.0). ``+`` on two texts concatenates; text plus a number is a

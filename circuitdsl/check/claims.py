@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from circuitdsl.check import builtins as b
 from circuitdsl.syntax import ast as n
-from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs, free_names, variant_bindings
+from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs, variant_bindings
+from circuitdsl.check.values import free_names
 from circuitdsl.spec.checked import ModelSpec, TaskSpec, VocabSpec
 from circuitdsl.check.sink import Reporter
 from circuitdsl.check.settings import NotConstant, constant_number

@@ -30,7 +30,8 @@ from circuitdsl.check import builtins as b
 from circuitdsl.evaluate import BINARY, ORDER, UNARY, as_text, in_list, percent
 from circuitdsl.syntax import ast as n
 from circuitdsl.syntax.ast import Binding
-from circuitdsl.check.tasks import CODE_LINE_MAX, TaskAnalysis, evaluation_order, variant_bindings
+from circuitdsl.check.tasks import TaskAnalysis, evaluation_order, variant_bindings
+from circuitdsl.check.values import CODE_LINE_MAX
 from circuitdsl.diagnostics import CircError, Diagnostic
 from circuitdsl.spec.checked import TaskSpec, VocabSpec
 from circuitdsl.check.sink import Reporter
@@ -122,8 +123,7 @@ def sample_examples(task: TaskSpec, n: int, seed: int | str, overrides: Sequence
 
 
 # ---------------------------------------------------------------- the compiler
-# Operators mean what circuitdsl.evaluate says; the compiler only decides when each
-# part is computed, drawing in the order it always has, so a seed keeps its examples.
+# Operators mean what circuitdsl.evaluate says; this decides when each part is drawn (as ever: seeds keep their data).
 
 #: Defaults the builtins table writes as source text (`values = int(0..9)`).
 _DEFAULT_EXPRS: dict[tuple[str, str], n.Expr] = {

@@ -17,7 +17,7 @@ from runtime.tokenizer import Tokenizer
 
 from circuitdsl import evaluate as evaluation
 from circuitdsl.syntax import ast as n
-from circuitdsl.check.tasks import free_names
+from circuitdsl.check.values import free_names
 from circuitdsl.syntax.formatter import format_expr
 from circuitdsl.spec.checked import TaskSpec
 from circuitdsl.verification.errors import NoSamples, VerifyError

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from circuitdsl.check import builtins as b
 from circuitdsl.tasks import data
-from circuitdsl.check.tasks import CODE_LINE_MAX
+from circuitdsl.check.values import CODE_LINE_MAX
 from circuitdsl.pipeline import check_spec, check_spec_text
 from circuitdsl.tasks.sampler import (
     CODE_LINE_BUILTINS,
