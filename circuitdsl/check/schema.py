@@ -16,6 +16,7 @@ POSITIVE_NUMBER = "positive number"
 NONNEG_NUMBER = "non-negative number"
 FRACTION = "fraction in (0, 1]"
 SHARE = "share in [0, 1]"
+PROBABILITY = "probability in (0, 1)"
 SPAN = "span of training (a..b, as shares)"
 BOOL = "bool"
 STRING = "string"
@@ -121,7 +122,7 @@ PRUNE: dict[str, Setting] = {
 HYPOTHESIS: dict[str, Setting] = {
     "samples": Setting(POSITIVE_INT, 1000, "fresh task samples per measurement", low=10),
     "seed_share": Setting(SHARE, 1.0, "share of training seeds a claim must hold on (with --seeds)"),
-    "confidence": Setting(SHARE, 0.95, "confidence level of the intervals on measured rates"),
+    "confidence": Setting(PROBABILITY, 0.95, "confidence level of the intervals on measured rates"),
 }
 
 BLOCKS: dict[str, dict[str, Setting]] = {

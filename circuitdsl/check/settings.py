@@ -154,6 +154,8 @@ class SettingsChecker:
             problem = "must lie in (0, 1]"
         elif kind == s.SHARE and not 0 <= value <= 1:
             problem = "must lie in [0, 1]"
+        elif kind == s.PROBABILITY and not 0 < value < 1:
+            problem = "must lie strictly between 0 and 1"
         elif setting.low is not None and value < setting.low:
             problem = f"must be at least {setting.low:g}"
         elif setting.high is not None and value > setting.high:
@@ -164,6 +166,8 @@ class SettingsChecker:
                 hint = f"write a fraction such as 1/{round(value)}" if value >= 2 else "1 means dense"
             elif kind == s.FRACTION and value == 0:
                 hint = "a density of 0 leaves no weights; use a small fraction like 1/64"
+            elif kind == s.PROBABILITY:
+                hint = "a confidence level of 1 makes every interval infinitely wide; use 0.95 or 0.99"
             self.report.error("C0401", f"`{name}` {problem}, found {value:g}", expr.span, hint)
             return _INVALID
         return value
@@ -172,7 +176,7 @@ class SettingsChecker:
         kind = setting.type
         if kind in (s.POSITIVE_INT, s.NONNEG_INT):
             return self._check_bounds(setting, self._number(setting, expr, name, integer=True), expr, name)
-        if kind in (s.POSITIVE_NUMBER, s.NONNEG_NUMBER, s.FRACTION, s.SHARE):
+        if kind in (s.POSITIVE_NUMBER, s.NONNEG_NUMBER, s.FRACTION, s.SHARE, s.PROBABILITY):
             return self._check_bounds(setting, float(self._number(setting, expr, name, integer=False)), expr, name)
         if kind == s.BOOL:
             if not isinstance(expr, n.Bool):
