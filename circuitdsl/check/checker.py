@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from circuitdsl.syntax import ast as n
 from circuitdsl.check import schema
 from circuitdsl.check.builtins import TASK_FIELDS
@@ -127,6 +129,7 @@ class _Checker:
         task = TaskSpec(block.name, tuple(bindings.values()), span=block.span)
         analysis = TaskAnalysis(bindings, vocab, self.report, f"task `{block.name}`")
         if analysis.check():
+            task = attrs.evolve(task, typing=analysis.typing())
             self.task_values(task, analysis, vocab)
         self.task_analyses[block.name] = analysis
         return task
@@ -208,7 +211,8 @@ class _Checker:
             return None
         statements = [c for c in block.body if not isinstance(c, n.Binding)]
         errors_before = self.report.raised
-        ClaimChecker(self.report, vocab, tasks[prune.task], prune.train.model, block.name).check(statements)
+        claim_checker = ClaimChecker(self.report, vocab, tasks[prune.task], prune.train.model, block.name)
+        claim_checker.check(statements)
         if not statements:
             self.report.error("C0303", f"hypothesis `{block.name}` makes no claim", block.name_span, hint="add a claim such as `nodes <= 30`")
         if INVALID in values.values() or self.report.raised != errors_before:
@@ -216,7 +220,7 @@ class _Checker:
         return HypothesisSpec(
             name=block.name,
             prune=prune,
-            claims=lower_claims(statements),
+            claims=lower_claims(statements, claim_checker.variant_typing),
             samples=values["samples"],
             seed_share=values["seed_share"],
             confidence=values["confidence"],

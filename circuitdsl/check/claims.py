@@ -14,6 +14,7 @@ from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs
 from circuitdsl.check.values import free_names
 from circuitdsl.spec.checked import ModelSpec, TaskSpec, VocabSpec
 from circuitdsl.check.sink import Reporter
+from circuitdsl.spec.inferred import Typing
 from circuitdsl.check.settings import NotConstant, constant_number
 from circuitdsl.evaluate import ORDER as _ORDER
 from circuitdsl.syntax.spans import Span
@@ -42,6 +43,8 @@ class ClaimChecker:
         self.model = model
         self.where = f"hypothesis `{hypothesis}`"
         self.roles: dict[str, n.RoleDecl] = {}
+        #: Each sound adversarial block's types and order, for its lowered Variant.
+        self.variant_typing: dict[str, Typing] = {}
         self.latents = set(task.latents)
 
     def check(self, claims: list) -> None:
@@ -398,6 +401,7 @@ class ClaimChecker:
         self._unused_new_variables(block, base, overrides, merged, expects)
         analysis = TaskAnalysis(merged, self.vocab, self.report, f"adversarial `{block.name}`")
         if analysis.check():
+            self.variant_typing[block.name] = analysis.typing()
             self._check_fits(analysis, merged, block)
             # The variant is scored like the task, so what it changes must be as scorable.
             texts_ok = check_outputs(analysis, self.vocab, self.report, f" of adversarial `{block.name}`", overrides)

@@ -10,12 +10,14 @@ import attrs
 
 from circuitdsl.evaluate import NotConstant, constant_number
 from circuitdsl.spec import claims as c
+from circuitdsl.spec.inferred import Typing
 from circuitdsl.syntax import ast as n
 from circuitdsl.syntax.formatter import format_expr, format_statement
 
 
-def lower_claims(statements: list) -> tuple[c.Claim, ...]:
-    """One typed claim per statement, and one per ``expect`` of an adversarial block."""
+def lower_claims(statements: list, variant_typing: dict[str, Typing]) -> tuple[c.Claim, ...]:
+    """One typed claim per statement, and one per ``expect`` of an adversarial block
+    (``variant_typing``: what the claim checker inferred of each block's variant)."""
     out: list[c.Claim] = []
     ids: dict[str, int] = {}
 
@@ -46,7 +48,7 @@ def lower_claims(statements: list) -> tuple[c.Claim, ...]:
         elif isinstance(stmt, n.InterveneClaim):
             out.append(_intervene(unique(f"intervene.{stmt.role}"), text, stmt, position))
         elif isinstance(stmt, n.Adversarial):
-            variant = lower_variant(stmt)
+            variant = lower_variant(stmt, variant_typing[stmt.name])
             expects = [item for item in stmt.body if isinstance(item, n.Expect)]
             for number, expect in enumerate(expects, 1):
                 out.append(
@@ -84,7 +86,7 @@ def lower_outcome(o: n.Outcome) -> c.Outcome:
     )
 
 
-def lower_variant(block: n.Adversarial) -> c.Variant:
+def lower_variant(block: n.Adversarial, typing: Typing) -> c.Variant:
     bindings = tuple(item for item in block.body if isinstance(item, n.Binding))
     fixed = tuple(b for b in bindings if not isinstance(b.value, n.Range))
     axes = tuple(
@@ -92,7 +94,7 @@ def lower_variant(block: n.Adversarial) -> c.Variant:
         for b in bindings
         if isinstance(b.value, n.Range)
     )
-    return c.Variant(block.name, bindings, fixed, axes)
+    return c.Variant(block.name, bindings, fixed, axes, typing=typing)
 
 
 def _intervene(id: str, text: str, stmt: n.InterveneClaim, position: int) -> c.InterveneClaim:

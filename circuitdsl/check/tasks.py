@@ -18,6 +18,7 @@ from circuitdsl.check import builtins as b
 from circuitdsl.check.sink import Reporter
 from circuitdsl.check.values import MAX_ENUMERATION, ValueAnalysis, call_args, free_names, subexpressions
 from circuitdsl.evaluate import NotConstant, constant_number
+from circuitdsl.spec.inferred import Typing
 from circuitdsl.spec.checked import PRINTABLE, VocabSpec
 from circuitdsl.syntax import ast as n
 
@@ -106,6 +107,8 @@ class TaskAnalysis(ValueAnalysis):
         self.report = report
         self.scope = scope
         self.types: dict[str, str] = {}
+        #: The variables in an order that evaluates each after what it uses (None on a cycle).
+        self.order: list[str] | None = None
         #: Whether :meth:`check` found this task sound, so its lengths and answers can be trusted.
         self.ok = False
 
@@ -124,6 +127,7 @@ class TaskAnalysis(ValueAnalysis):
         if not ok:
             return False
         order = evaluation_order(self.bindings, self.report, self.scope)
+        self.order = order
         if order is None:
             return False
         for name in order:
@@ -133,6 +137,11 @@ class TaskAnalysis(ValueAnalysis):
                 self._check_draws(self.bindings[name].value)
         self.ok = self.report.raised == before
         return self.ok
+
+    def typing(self) -> Typing:
+        """What the sampler needs of this analysis; only for a task that :meth:`check` passed."""
+        assert self.ok and self.order is not None
+        return Typing(dict(self.types), tuple(self.order))
 
     # ------------------------------------------------------------ values that fail when drawn
 

@@ -153,7 +153,7 @@ def sample(
 
     with boundary():
         spec = check_spec(file)
-        overrides, variant = (), None
+        found, variant = None, None
         if adversarial is not None:
             variants = {v.name: (h, v) for h in spec.hypotheses.values() for v in h.variants}
             if adversarial not in variants:
@@ -165,7 +165,6 @@ def sample(
             if task_name is not None and task_name != hypothesis.prune.task:
                 raise UsageError(f"adversarial `{adversarial}` is a variant of task `{hypothesis.prune.task}`, not `{task_name}`")
             task_name = hypothesis.prune.task
-            overrides = found.bindings
             variant = f"{hypothesis.name}.{found.name}"
         if task_name is None:
             if len(spec.tasks) != 1:
@@ -176,7 +175,7 @@ def sample(
             hint = suggest(task_name, spec.tasks) or "known: " + (", ".join(f"`{t}`" for t in spec.tasks) or "none")
             raise UsageError(f"no task named `{task_name}` in {file}; {hint}")
         task = spec.tasks[task_name]
-        sampler = TaskSampler(task, overrides, sources=spec.sources)
+        sampler = TaskSampler(task, found, sources=spec.sources)
         rng = random.Random(f"sample:{task_name}:{seed}")
         examples = [sampler.draw(rng) for _ in range(count)]
         tokenizer = make_tokenizer(spec.vocab)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import attrs
 
 from circuitdsl.spec import claims as c
+from circuitdsl.spec.inferred import Typing
 from circuitdsl.syntax import ast as n
 from circuitdsl.syntax.spans import Span, span_field
 
@@ -37,6 +38,9 @@ class TaskSpec:
     #: Every binding in source order, `prompt`/`answer`/`competitors` included.
     bindings: tuple[n.Binding, ...]
     span: Span | None = span_field()
+    #: The checker's types and evaluation order. Derived from the bindings, so it takes no
+    #: part in equality, in ``circ show --json`` or in the cache keys.
+    typing: Typing | None = attrs.field(default=None, eq=False, repr=False)
 
     def binding(self, name: str) -> n.Binding | None:
         return next((b for b in self.bindings if b.name == name), None)

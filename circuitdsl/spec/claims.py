@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import attrs
 
+from circuitdsl.spec.inferred import Typing
 from circuitdsl.syntax import ast as n
 from circuitdsl.syntax.spans import Span, span_field
 
@@ -119,6 +120,12 @@ class Variant:
     fixed: tuple[n.Binding, ...]
     #: (variable, its whole-number values) per swept variable, in source order.
     axes: tuple[tuple[str, tuple[int, ...]], ...]
+    #: The checker's types and order of the task with these overrides (a sweep point has the same).
+    typing: Typing | None = attrs.field(default=None, eq=False, repr=False)
+
+    def at(self, point: tuple[n.Binding, ...]) -> Variant:
+        """One point of the sweep: the fixed overrides and each swept variable bound to a number."""
+        return attrs.evolve(self, bindings=point, fixed=point, axes=())
 
 
 @attrs.frozen

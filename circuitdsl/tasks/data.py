@@ -40,7 +40,7 @@ import attrs
 from runtime.tokenizer import TokenizeError, Tokenizer
 
 from circuitdsl.diagnostics import CircError, Diagnostic
-from circuitdsl.syntax.ast import Binding
+from circuitdsl.spec.claims import Variant
 from circuitdsl.spec.checked import CheckedSpec, TaskSpec, TrainSpec, VocabSpec
 from circuitdsl.tasks.sampler import Example, TaskSampler
 
@@ -91,9 +91,9 @@ class SplitProbe:
 
 
 @functools.lru_cache(maxsize=256)
-def probe(task: TaskSpec, overrides: tuple[Binding, ...] = ()) -> SplitProbe:
+def probe(task: TaskSpec, variant: Variant | None = None) -> SplitProbe:
     """Draw a task with a fixed seed and count its distinct examples on each side."""
-    sampler = TaskSampler(task, overrides)
+    sampler = TaskSampler(task, variant)
     rng = random.Random(f"probe:{task.name}")
     seen = {}
     for _ in range(PROBE_DRAWS):
@@ -111,14 +111,14 @@ class SplitSampler:
     cannot be split, in which case draws come from all of its examples.
     """
 
-    def __init__(self, task: TaskSpec, side: str, overrides: Sequence[Binding] = ()):
+    def __init__(self, task: TaskSpec, side: str, variant: Variant | None = None):
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, not {side!r}")
         self.task = task
         self.side = side
-        self.sampler = TaskSampler(task, overrides)
+        self.sampler = TaskSampler(task, variant)
         self.warning: str | None = None
-        found = probe(task, tuple(overrides))
+        found = probe(task, variant)
         self._split = found.splittable
         if not self._split:
             empty = "eval" if found.on_eval == 0 else "train"
@@ -175,14 +175,14 @@ def make_eval_set(
     tokenizer: Tokenizer | None = None,
     *,
     context: int | None = None,
-    overrides: Sequence[Binding] = (),
+    variant: Variant | None = None,
 ) -> EvalSet:
-    """``n`` examples from the eval side of ``task`` (or of a variant: ``overrides``).
+    """``n`` examples from the eval side of ``task`` (or of a ``variant`` of it).
 
     The same arguments give the same examples. With a tokenizer the examples
     are also encoded into ``batch`` (``context`` bounds the rows).
     """
-    return make_eval_sets([task], n, seed, tokenizer, context=context, overrides=overrides)
+    return make_eval_sets([task], n, seed, tokenizer, context=context, variant=variant)
 
 
 def make_eval_sets(
@@ -192,13 +192,13 @@ def make_eval_sets(
     tokenizer: Tokenizer | None = None,
     *,
     context: int | None = None,
-    overrides: Sequence[Binding] = (),
+    variant: Variant | None = None,
 ) -> EvalSet:
     """``n`` held-out examples of each task, in task order, as one set (``task_ids`` tell them apart)."""
     examples: list[Example] = []
     notes: list[str] = []
     for task in tasks:
-        sampler = SplitSampler(task, "eval", overrides)
+        sampler = SplitSampler(task, "eval", variant)
         rng = random.Random(f"eval:{task.name}:{seed}")
         examples.extend(sampler.draw(rng) for _ in range(n))
         if sampler.warning:
@@ -215,7 +215,7 @@ def task_batch(
     seed: int | str,
     tokenizer: Tokenizer,
     context: int | None = None,
-    overrides: Sequence[Binding] = (),
+    variant: Variant | None = None,
     side: str = "train",
 ) -> tuple[Batch, list[Example]]:
     """``n`` examples of one task from one side of its split, encoded, with the examples themselves.
@@ -223,7 +223,7 @@ def task_batch(
     For work on one task apart from training (pruning draws from the training
     side; measurements of a finished circuit from the eval side).
     """
-    sampler = SplitSampler(task, side, overrides)
+    sampler = SplitSampler(task, side, variant)
     rng = random.Random(f"task:{side}:{task.name}:{seed}")
     examples = [sampler.draw(rng) for _ in range(n)]
     return encode_examples(examples, tokenizer, (task.name,), context=context, tasks=(task,)), examples

@@ -28,13 +28,12 @@ import attrs
 
 from circuitdsl.check import builtins as b
 from circuitdsl.evaluate import BINARY, ORDER, UNARY, as_text, in_list, percent
-from circuitdsl.syntax import ast as n
-from circuitdsl.syntax.ast import Binding
-from circuitdsl.check.tasks import TaskAnalysis, evaluation_order, variant_bindings
+from circuitdsl.check.tasks import variant_bindings
 from circuitdsl.check.values import CODE_LINE_MAX
 from circuitdsl.diagnostics import CircError, Diagnostic
-from circuitdsl.spec.checked import TaskSpec, VocabSpec
-from circuitdsl.check.sink import Reporter
+from circuitdsl.spec.checked import TaskSpec
+from circuitdsl.spec.claims import Variant
+from circuitdsl.syntax import ast as n
 
 _INTERFACE = ("prompt", "answer", "competitors")
 
@@ -57,32 +56,27 @@ Fn = Callable[[dict, random.Random], object]
 
 
 class TaskSampler:
-    """Draws examples of one task, or of a variant of it (``overrides``).
+    """Draws examples of one checked task, or of a checked variant of it.
 
-    ``overrides`` replace bindings of the same name or add new ones, as an
-    ``adversarial`` block does; an override may use the binding it replaces
-    (``prompt = "[" + prompt``). They are checked like a task, so a mistake in
-    them raises :class:`CircError` here rather than in the middle of a run.
+    A ``variant`` (an ``adversarial`` block, or one point of its sweep) replaces
+    bindings of the same name or adds new ones; an override may use the binding
+    it replaces (``prompt = "[" + prompt``). Both come with the checker's types
+    and evaluation order (:class:`~circuitdsl.spec.inferred.Typing`): the
+    sampler compiles, it never checks again, so an unchecked task is a bug here.
     """
 
-    def __init__(self, task: TaskSpec, overrides: Sequence[Binding] = (), *, sources: dict[str, str] | None = None):
+    def __init__(self, task: TaskSpec, variant: Variant | None = None, *, sources: dict[str, str] | None = None):
         self.task = task
-        self.overrides = tuple(overrides)
+        self.variant = variant
         self._sources = sources
         base = {binding.name: binding for binding in task.bindings}
-        bindings = variant_bindings(base, self.overrides)
-        report = Reporter()
-        analysis = TaskAnalysis(bindings, VocabSpec(), report, f"task `{task.name}`")
-        if not analysis.check() or report.failed:
-            raise CircError(report.diagnostics, sources)
-        missing = [name for name in ("prompt", "answer") if name not in bindings]
-        if missing:
-            raise CircError([Diagnostic("C0303", f"task `{task.name}` has no `{missing[0]}`", task.span)], sources)
-        order = evaluation_order(bindings, report, f"task `{task.name}`")
-        assert order is not None  # analysis.check() found no cycle
-        compiler = _Compiler(analysis.types, task.name, sources)
-        self._steps = [(name, compiler.compile(bindings[name].value)) for name in order]
-        added = [b.name for b in self.overrides if b.name not in base and b.name not in _INTERFACE]
+        bindings = variant_bindings(base, variant.bindings) if variant is not None else base
+        typing = variant.typing if variant is not None else task.typing
+        if typing is None:
+            raise TypeError(f"task `{task.name}` has not been checked: sample from a checked spec")
+        compiler = _Compiler(typing.types, task.name, sources)
+        self._steps = [(name, compiler.compile(bindings[name].value)) for name in typing.order]
+        added = [] if variant is None else [b.name for b in variant.bindings if b.name not in base and b.name not in _INTERFACE]
         #: The latent variables every example reports, in source order.
         self.latents: tuple[str, ...] = tuple(task.latents) + tuple(dict.fromkeys(added))
         self._has_competitors = "competitors" in bindings
@@ -109,15 +103,15 @@ class TaskSampler:
     # Closures cannot be pickled; a sampler is rebuilt from its spec instead, so a
     # torch DataLoader can hand it to worker processes under any start method.
     def __getstate__(self):
-        return {"task": self.task, "overrides": self.overrides, "sources": self._sources}
+        return {"task": self.task, "variant": self.variant, "sources": self._sources}
 
     def __setstate__(self, state):
-        self.__init__(state["task"], state["overrides"], sources=state["sources"])
+        self.__init__(state["task"], state["variant"], sources=state["sources"])
 
 
-def sample_examples(task: TaskSpec, n: int, seed: int | str, overrides: Sequence[Binding] = ()) -> list[Example]:
-    """``n`` examples of ``task``; the same seed gives the same list."""
-    sampler = TaskSampler(task, overrides)
+def sample_examples(task: TaskSpec, n: int, seed: int | str, variant: Variant | None = None) -> list[Example]:
+    """``n`` examples of ``task`` (or of a ``variant`` of it); the same seed gives the same list."""
+    sampler = TaskSampler(task, variant)
     rng = random.Random(f"sample:{task.name}:{seed}")
     return [sampler.draw(rng) for _ in range(n)]
 

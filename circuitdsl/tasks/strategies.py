@@ -15,27 +15,26 @@ when a strategy is made, never by the rest of the package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
-from circuitdsl.syntax.ast import Binding
+from circuitdsl.spec.claims import Variant
 from circuitdsl.spec.checked import CheckedSpec, TaskSpec
 from circuitdsl.tasks.sampler import TaskSampler
 
 
 def task_examples(
-    source: TaskSpec | CheckedSpec | str | Path, name: str | None = None, overrides: Sequence[Binding] = ()
+    source: TaskSpec | CheckedSpec | str | Path, name: str | None = None, variant: Variant | None = None
 ):
     """A strategy of :class:`~circuitdsl.tasks.sampler.Example` for one task.
 
     ``source`` is the task itself, a checked program, or the path of a
     ``.circ`` file; ``name`` picks the task from a program or file (it may be
-    left out when there is only one). ``overrides`` draw from a variant, as in
-    :class:`~circuitdsl.tasks.sampler.TaskSampler`.
+    left out when there is only one). A ``variant`` (``spec.hypotheses[h].variants``)
+    draws from an adversarial block's changed task instead.
     """
     from hypothesis import strategies as st
 
-    sampler = TaskSampler(_task(source, name), overrides)
+    sampler = TaskSampler(_task(source, name), variant)
     return st.randoms(use_true_random=False).map(sampler.draw)
 
 

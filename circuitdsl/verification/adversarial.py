@@ -39,12 +39,12 @@ from circuitdsl.verification.outcomes import Decision, independent, metric_value
 from circuitdsl.verification.verdict import FAIL, INCONCLUSIVE, PASS, Verdict, interval_of
 
 
-def sweep_points(variant: Variant) -> tuple[list[str], list[tuple[n.Binding, ...]], list[dict]]:
-    """The swept variables, then for each point its override bindings and its coordinates."""
+def sweep_points(variant: Variant) -> tuple[list[str], list[Variant], list[dict]]:
+    """The swept variables, then for each point its variant and its coordinates."""
     axes = [[(name, v) for v in values] for name, values in variant.axes]
     points, coords = [], []
     for combo in itertools.product(*axes):
-        points.append(variant.fixed + tuple(n.Binding(name, n.Number(v)) for name, v in combo))
+        points.append(variant.at(variant.fixed + tuple(n.Binding(name, n.Number(v)) for name, v in combo)))
         coords.append(dict(combo))
     return [name for name, _ in variant.axes], points, coords
 
@@ -78,7 +78,7 @@ class _Variant:
         self.latents = set(arm.ctx.task.latents)
         self._readouts: dict[tuple[str, str], Readout] = {}
 
-    def values(self, which: str, overrides, when: n.Expr | None, outcome: Outcome) -> Tensor:
+    def values(self, which: str, point: Variant | None, when: n.Expr | None, outcome: Outcome) -> Tensor:
         """Per-sample metric values on the task (``which`` = "base") or one sweep point, where ``when`` holds."""
         ctx = self.arm.ctx
         key = (which, format_expr(when) if when is not None else "")
@@ -87,7 +87,7 @@ class _Variant:
                 samples = self.arm.bank.task(when)
             else:
                 seed = f"{self.seed}:{which}:{key[1]}"
-                samples = draw_when(when, ctx.task, self.hyp.samples, seed, ctx.tokenizer, ctx.context, overrides)
+                samples = draw_when(when, ctx.task, self.hyp.samples, seed, ctx.tokenizer, ctx.context, point)
             self._readouts[key] = self.arm.readout(samples)
         return metric_values(outcome, self._readouts[key], ctx.tokenizer)
 
@@ -97,12 +97,12 @@ class _Variant:
         reference = None
         if outcome.change is not None:
             task_has_all = outcome.when is not None and names_in(outcome.when) - {"token"} <= self.latents
-            reference = self.values("base", (), outcome.when if task_has_all else None, outcome)
+            reference = self.values("base", None, outcome.when if task_has_all else None, outcome)
         curve: list[dict] = []
         not_covered: list = []
         decisions: list[Decision] = []
         decided_at: list[int] = []  # the curve index of each decision
-        for point, (overrides, coord) in enumerate(zip(self.points, self.coords)):
+        for point, (at, coord) in enumerate(zip(self.points, self.coords)):
             x = _x(coord, self.swept)
             when = self._when_at(outcome.when, coord)
             if when is False:
@@ -111,12 +111,12 @@ class _Variant:
                 # measured on the trained model, so the report shows how far
                 # the prediction holds beyond what was claimed.
                 if self.arm.name == "trained":
-                    values = self.values(f"variant{point}", overrides, None, outcome)
+                    values = self.values(f"variant{point}", at, None, outcome)
                     beyond = independent(outcome, reference, values, confidence).point()
                     curve.append({"x": x, **beyond, "status": "not claimed", "metric": summary(values, confidence)["value"]})
                 continue
             try:
-                values = self.values(f"variant{point}", overrides, when, outcome)
+                values = self.values(f"variant{point}", at, when, outcome)
             except NoSamples:
                 if when is None:
                     raise

@@ -8,7 +8,7 @@ here is a bug, not a user error.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 from torch import Tensor
@@ -20,6 +20,7 @@ from circuitdsl.syntax import ast as n
 from circuitdsl.check.values import free_names
 from circuitdsl.syntax.formatter import format_expr
 from circuitdsl.spec.checked import TaskSpec
+from circuitdsl.spec.claims import Variant
 from circuitdsl.verification.errors import NoSamples, VerifyError
 from circuitdsl.verification.samples import Samples, draw
 
@@ -105,14 +106,14 @@ def draw_when(
     seed: str,
     tokenizer: Tokenizer,
     context: int,
-    overrides: Sequence[n.Binding] = (),
+    variant: Variant | None = None,
 ) -> Samples:
     """``n_samples`` samples on which ``cond`` holds (drawing more rounds for a rare one)."""
     if cond is None or not uses_token(cond):
         keep = None if cond is None else (lambda ex: bool(evaluate(cond, ex.latents)))
-        return draw(task, n_samples, seed, tokenizer, context, overrides=overrides, keep=keep)
+        return draw(task, n_samples, seed, tokenizer, context, variant=variant, keep=keep)
     # `token` needs the encoded prompt: draw, then keep the rows that satisfy it.
-    samples = draw(task, n_samples, seed, tokenizer, context, overrides=overrides)
+    samples = draw(task, n_samples, seed, tokenizer, context, variant=variant)
     rows = sample_mask(cond, samples)
     if not rows.any():
         raise NoSamples(f"no sample satisfied `{format_expr(cond)}`")

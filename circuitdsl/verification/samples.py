@@ -17,6 +17,7 @@ from runtime.tokenizer import Tokenizer
 
 from circuitdsl.syntax import ast as n
 from circuitdsl.spec.checked import TaskSpec
+from circuitdsl.spec.claims import Variant
 from circuitdsl.tasks.sampler import Example, sample_examples
 from circuitdsl.verification.errors import NoSamples, VerifyError
 
@@ -90,10 +91,10 @@ def draw(
     tokenizer: Tokenizer,
     context: int,
     *,
-    overrides: Sequence[n.Binding] = (),
+    variant: Variant | None = None,
     keep: Callable[[Example], bool] | None = None,
 ) -> Samples:
-    """``n_samples`` examples of the task (with ``overrides``), only those ``keep`` accepts.
+    """``n_samples`` examples of the task (or of a ``variant``), only those ``keep`` accepts.
 
     A rare condition is met by drawing more rounds of ``n_samples``, up to
     MAX_ROUNDS; fewer samples than asked are returned rather than none, and
@@ -101,7 +102,7 @@ def draw(
     """
     found: list[Example] = []
     for round_ in range(MAX_ROUNDS if keep is not None else 1):
-        batch = sample_examples(task, n_samples, f"{seed}:{round_}", overrides)
+        batch = sample_examples(task, n_samples, f"{seed}:{round_}", variant)
         found.extend(e for e in batch if keep is None or keep(e))
         if len(found) >= n_samples:
             break

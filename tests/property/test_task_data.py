@@ -53,7 +53,7 @@ def examples(count: int) -> settings:
 
 def adversarial(hypothesis: str, name: str):
     spec = PROGRAM.hypotheses[hypothesis]
-    return next(v for v in spec.variants if v.name == name).bindings
+    return next(v for v in spec.variants if v.name == name)
 
 
 # ---------------------------------------------------------------- independent references

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from collections import Counter
 
+import attrs
 import pytest
 
 from circuitdsl.check import builtins as b
 from circuitdsl.diagnostics import CircError
 from circuitdsl.pipeline import check_spec_text
-from circuitdsl.syntax.parser import parse
 from circuitdsl.tasks.sampler import Example, TaskSampler, _Compiler, sample_examples
 
 
@@ -25,10 +25,14 @@ def draws(body: str, n: int = 400, seed: int = 0, vocab: str = "") -> list[Examp
     return sample_examples(task(body, vocab), n, seed)
 
 
-def variant(source: str):
-    """The bindings of an `adversarial` body written as text."""
-    module = parse(f"hypothesis h on p {{ adversarial a {{ {source} expect accuracy >= 0.5 }} }}")
-    return tuple(x for x in module.items[0].body[0].body if hasattr(x, "value"))
+def with_variant(body: str, overrides: str, vocab: str = ""):
+    """A task and the checked variant an `adversarial` block with ``overrides`` makes of it."""
+    spec = check_spec_text(
+        f"{vocab}task t {{\n{body}\n}}\nmodel m {{ layers = 1  d_model = 16  heads = 2  context = 64 }}\n"
+        "train r { model = m  tasks = t }\nprune p { train = r  task = t }\n"
+        f"hypothesis h on p {{ adversarial a {{ {overrides} expect accuracy >= 0.5 }} }}\n"
+    )
+    return spec.tasks["t"], spec.hypotheses["h"].variants[0]
 
 
 def test_every_generator_has_an_implementation():
@@ -119,25 +123,33 @@ def test_same_seed_same_examples_and_the_global_random_is_untouched():
 
 
 def test_overrides_replace_add_and_may_use_what_they_replace():
-    spec = task(
+    spec, variant = with_variant(
         'depth = choice(1, 2)\nbody = nested_list(depth: depth)\nprompt = "x = " + body\nanswer = if depth == 2 then "]]" else "]"',
+        'depth = 1 stray = choice("[", "([") prompt = stray + prompt',
         vocab='vocab { tokens = ["]]"] }\n',
     )
-    sampler = TaskSampler(spec, variant('depth = 1 stray = choice("[", "([") prompt = stray + prompt'))
+    sampler = TaskSampler(spec, variant)
     assert sampler.latents == ("depth", "body", "stray")
     for ex in (sampler.draw(random.Random(i)) for i in range(50)):
         assert ex.latents["depth"] == 1 and ex.answer == "]"
         assert ex.prompt == ex.latents["stray"] + "x = " + ex.latents["body"]
 
 
-def test_overrides_are_checked():
-    spec = task('n = 1..3\nprompt = str(n)\nanswer = "x"')
+def test_overrides_are_checked_by_the_checker_and_the_sampler_takes_its_types():
     with pytest.raises(CircError) as err:
-        TaskSampler(spec, variant('prompt = str(m)'))
+        with_variant('n = 1..3\nprompt = str(n)\nanswer = "x"', "prompt = str(m)")
     assert [d.code for d in err.value.diagnostics] == ["C0201"]
     with pytest.raises(CircError) as err:
-        TaskSampler(spec, variant('prompt = "a" + n'))
+        with_variant('n = 1..3\nprompt = str(n)\nanswer = "x"', 'prompt = "a" + n')
     assert [d.code for d in err.value.diagnostics] == ["C0305"]
+    spec, variant = with_variant('n = 1..3\nprompt = str(n)\nanswer = "x"', 'prompt = "a" + str(n)')
+    assert variant.typing.types["prompt"] == "str" and variant.typing.order.index("n") < variant.typing.order.index("prompt")
+
+
+def test_an_unchecked_task_is_refused_not_checked_again():
+    spec = task('n = 1..3\nprompt = str(n)\nanswer = "x"')
+    with pytest.raises(TypeError, match="not been checked"):
+        TaskSampler(attrs.evolve(spec, typing=None))
 
 
 def test_a_failure_the_checker_cannot_enumerate_is_a_located_error_when_drawn():
