@@ -20,7 +20,7 @@ from circuitdsl.check.lower import lower_claims
 from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs
 from circuitdsl.diagnostics import CircError
 from circuitdsl.spec.checked import PRINTABLE, HypothesisSpec, ModelSpec, CheckedSpec, PruneSpec, TaskSpec, TrainSpec, VocabSpec
-from circuitdsl.check.sink import Reporter
+from circuitdsl.check.sink import DiagnosticSink
 from circuitdsl.check.settings import INVALID, SettingsChecker
 
 _KINDS = ("task", "model", "train", "prune", "hypothesis")
@@ -34,7 +34,7 @@ def check_modules(modules: list[n.Module], sources: dict[str, str], root: str) -
 class _Checker:
     def __init__(self, sources: dict[str, str]):
         self.sources = sources
-        self.report = Reporter()
+        self.report = DiagnosticSink()
         self.definitions: dict[str, tuple[str, Any]] = {}
         self.settings = SettingsChecker(self.report, self.definitions)
         self.task_analyses: dict[str, TaskAnalysis] = {}

@@ -13,7 +13,7 @@ from circuitdsl.syntax import ast as n
 from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs, variant_bindings
 from circuitdsl.check.values import free_names
 from circuitdsl.spec.checked import ModelSpec, TaskSpec, VocabSpec
-from circuitdsl.check.sink import Reporter
+from circuitdsl.check.sink import DiagnosticSink
 from circuitdsl.spec.inferred import Typing
 from circuitdsl.check.settings import NotConstant, constant_number
 from circuitdsl.evaluate import ORDER as _ORDER
@@ -36,7 +36,7 @@ def _constant(e: n.Expr) -> float | None:
 
 
 class ClaimChecker:
-    def __init__(self, report: Reporter, vocab: VocabSpec, task: TaskSpec, model: ModelSpec | None, hypothesis: str):
+    def __init__(self, report: DiagnosticSink, vocab: VocabSpec, task: TaskSpec, model: ModelSpec | None, hypothesis: str):
         self.report = report
         self.vocab = vocab
         self.task = task

@@ -6,7 +6,7 @@ from typing import Any
 
 from circuitdsl.syntax import ast as n
 from circuitdsl.check import schema as s
-from circuitdsl.check.sink import Reporter
+from circuitdsl.check.sink import DiagnosticSink
 from circuitdsl.evaluate import NotConstant, constant_number  # noqa: F401 - re-exported for the checker
 from circuitdsl.syntax.spans import Span
 
@@ -34,7 +34,7 @@ def _describe(expr: n.Expr) -> str:
 class SettingsChecker:
     """Validates one kind of settings block against its table in :mod:`circuitdsl.check.schema`."""
 
-    def __init__(self, reporter: Reporter, definitions: dict[str, tuple[str, Any]]):
+    def __init__(self, reporter: DiagnosticSink, definitions: dict[str, tuple[str, Any]]):
         self.report = reporter
         #: name -> (kind, block) for every named block in the program.
         self.definitions = definitions

@@ -8,7 +8,7 @@ from circuitdsl.diagnostics import Diagnostic, suggest
 from circuitdsl.syntax.spans import Span
 
 
-class Reporter:
+class DiagnosticSink:
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
         #: Errors raised, repeats included, so a pass can tell whether it found any itself.

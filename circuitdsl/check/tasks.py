@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import attrs
 
 from circuitdsl.check import builtins as b
-from circuitdsl.check.sink import Reporter
+from circuitdsl.check.sink import DiagnosticSink
 from circuitdsl.check.values import MAX_ENUMERATION, ValueAnalysis, call_args, free_names, subexpressions
 from circuitdsl.evaluate import NotConstant, constant_number
 from circuitdsl.spec.inferred import Typing
@@ -30,7 +30,7 @@ _AT_LEAST = {
 }
 
 
-def evaluation_order(bindings: dict[str, n.Binding], report: Reporter, scope: str) -> list[str] | None:
+def evaluation_order(bindings: dict[str, n.Binding], report: DiagnosticSink, scope: str) -> list[str] | None:
     """Bindings sorted so each comes after what it uses; ``None`` (and an error) on a cycle."""
     order: list[str] = []
     state: dict[str, str] = {}
@@ -102,7 +102,7 @@ def _rename(e, old: str, new: str):
 class TaskAnalysis(ValueAnalysis):
     """Types, possible values and length bounds for one task's variables (or a variant of it)."""
 
-    def __init__(self, bindings: dict[str, n.Binding], vocab: VocabSpec, report: Reporter, scope: str):
+    def __init__(self, bindings: dict[str, n.Binding], vocab: VocabSpec, report: DiagnosticSink, scope: str):
         super().__init__(bindings, vocab)
         self.report = report
         self.scope = scope
@@ -368,7 +368,7 @@ class TaskAnalysis(ValueAnalysis):
 
 
 def check_characters(
-    analysis: TaskAnalysis, prompt: n.Expr, vocab: VocabSpec, report: Reporter, what: str, within: Iterable[n.Expr] | None = None
+    analysis: TaskAnalysis, prompt: n.Expr, vocab: VocabSpec, report: DiagnosticSink, what: str, within: Iterable[n.Expr] | None = None
 ) -> None:
     """Report the characters a prompt can contain that no token of the vocab covers (C0408).
 
@@ -401,7 +401,7 @@ _TEXT_FIELDS = {"prompt": (b.STR,), "answer": (b.STR,), "competitors": (b.LIST, 
 
 
 def check_outputs(
-    analysis: TaskAnalysis, vocab: VocabSpec, report: Reporter, of: str = "", own: dict[str, n.Binding] | None = None
+    analysis: TaskAnalysis, vocab: VocabSpec, report: DiagnosticSink, of: str = "", own: dict[str, n.Binding] | None = None
 ) -> bool:
     """Report a prompt, answer or competitor of the wrong type (C0305), and an answer or
     competitor that can be anything but one token of the vocab (C0404); False after a
@@ -446,7 +446,7 @@ def _changed_by(bindings: dict[str, n.Binding], name: str, own: dict[str, n.Bind
 
 
 def _check_tokens(
-    analysis: TaskAnalysis, binding: n.Binding, origin: n.Binding, vocab: VocabSpec, report: Reporter, of: str
+    analysis: TaskAnalysis, binding: n.Binding, origin: n.Binding, vocab: VocabSpec, report: DiagnosticSink, of: str
 ) -> None:
     """The first value of each answer (or listed competitor) that is not one token, with the draw that gives it."""
     what = "an answer" if binding.name == "answer" else "a competitor"

@@ -227,7 +227,7 @@ def settings_tables() -> dict[str, dict[str, list[str]]]:
 def _default_value(cell: str, setting: schema.Setting, name: str):
     """The value a default cell stands for, evaluated the way the checker evaluates a setting."""
     from circuitdsl.syntax.parser import parse
-    from circuitdsl.check.sink import Reporter
+    from circuitdsl.check.sink import DiagnosticSink
     from circuitdsl.check.settings import SettingsChecker
 
     if cell == "required":
@@ -237,7 +237,7 @@ def _default_value(cell: str, setting: schema.Setting, name: str):
     literal = re.fullmatch(r"`([^`]+)`", cell)
     assert literal, f"default of `{name}` should be `literal`, `required` or `derived: ...`, found {cell!r}"
     expr = parse(f"model m {{ x = {literal.group(1)} }}").items[0].body[0].value
-    report = Reporter()
+    report = DiagnosticSink()
     value = SettingsChecker(report, {}).value(setting, expr, name)
     assert not report.diagnostics, f"default of `{name}` ({cell}) is not a valid value: {report.diagnostics}"
     return value

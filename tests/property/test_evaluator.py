@@ -24,7 +24,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from circuitdsl.check import builtins as b
-from circuitdsl.check.sink import Reporter
+from circuitdsl.check.sink import DiagnosticSink
 from circuitdsl.check.tasks import TaskAnalysis
 from circuitdsl.diagnostics import CircError
 from circuitdsl.evaluate import EvaluationError, NotConstant, constant_number, evaluate
@@ -173,7 +173,7 @@ def value_set(expr, env):
     """What the checker's static analysis says ``expr`` can be, the names bound to ``env``'s values."""
     literal = {bool: n.Bool, str: n.String}
     bindings = {name: n.Binding(name, literal.get(type(value), n.Number)(value)) for name, value in env.items()}
-    return TaskAnalysis(bindings, VocabSpec(), Reporter(), "task `t`").values(expr)
+    return TaskAnalysis(bindings, VocabSpec(), DiagnosticSink(), "task `t`").values(expr)
 
 
 def same(a, b) -> bool:
@@ -217,7 +217,7 @@ def test_the_value_sets_hold_the_value(expr, env):
 
 def test_a_quotient_is_a_float_as_the_checker_types_it():
     quotient = n.Binary("/", n.Number(4), n.Number(2))
-    analysis = TaskAnalysis({}, VocabSpec(), Reporter(), "task `t`")
+    analysis = TaskAnalysis({}, VocabSpec(), DiagnosticSink(), "task `t`")
     assert analysis.infer(quotient) == b.FLOAT
     for value in (evaluate(quotient, {}), constant_number(quotient), by_sampler(quotient, EMPTY_ENV)):
         assert repr(value) == "2.0"
