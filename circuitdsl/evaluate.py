@@ -34,7 +34,9 @@ Torch-free: the checker and ``circ check`` import it.
 
 from __future__ import annotations
 
+import math
 import operator
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -92,11 +94,35 @@ ORDER: dict[str, Callable[[Any, Any], bool]] = {"<": _less, "<=": _at_most, ">":
 
 #: Every binary operator on two values already computed. ``and``/``or`` are here for
 #: the value sets, which know both sides; evaluators skip the right side when the left decides.
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numeric(op: Callable[[Any, Any], Any], symbol: str) -> Callable[[Any, Any], Any]:
+    """``op`` on two numbers only. Python would also repeat a text (``"ab" * 10**9`` builds
+    2 GB before the type check could object) or add lists; the language does neither."""
+
+    def apply(left, right):
+        if not (_is_number(left) and _is_number(right)):
+            raise TypeError(f"`{symbol}` takes numbers, not {type(left).__name__} and {type(right).__name__}")
+        return op(left, right)
+
+    return apply
+
+
+def _add(left, right):
+    if isinstance(left, str) and isinstance(right, str):
+        return left + right
+    return _plus(left, right)
+
+
+_plus = _numeric(operator.add, "+")
+
 BINARY: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
+    "+": _add,
+    "-": _numeric(operator.sub, "-"),
+    "*": _numeric(operator.mul, "*"),
+    "/": _numeric(operator.truediv, "/"),
     "==": operator.eq,
     "!=": operator.ne,
     **ORDER,
@@ -279,14 +305,19 @@ def _apply(e, *operands):
     """``e``'s operator on ``operands``, its failures as errors located at ``e``."""
     try:
         if isinstance(e, n.Binary):
-            return BINARY[e.op](*operands)
-        if isinstance(e, n.Percent):
-            return percent(*operands)
-        return UNARY[e.op](*operands)
+            result = BINARY[e.op](*operands)
+        elif isinstance(e, n.Percent):
+            result = percent(*operands)
+        else:
+            result = UNARY[e.op](*operands)
+        # `1e308 * 10` is inf in Python; no setting or value means infinity.
+        if isinstance(result, float) and not math.isfinite(result):
+            raise OverflowError("the result is too large for a number")
+        return result
     except ZeroDivisionError:
         raise EvaluationError("division by zero", e.span) from None
     except KeyError:
         raise EvaluationError(f"unknown operator `{e.op}`", e.span) from None
     except (TypeError, OverflowError) as err:
-        shown = " and ".join(repr(x) for x in operands)
+        shown = " and ".join(reprlib.repr(x) for x in operands)
         raise EvaluationError(f"cannot compute `{getattr(e, 'op', '%')}` of {shown}: {err}", e.span) from None

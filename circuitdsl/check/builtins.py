@@ -19,6 +19,17 @@ DIGITS = "0123456789"
 CODE_LINE_ALPHABET = LOWERCASE + DIGITS + "_ =+-*()[]{},.:!'\""
 
 
+#: The largest length or count a generator takes. No prompt that long fits a model
+#: (contexts are at most 2**20 tokens, and every count adds at least a token), so a
+#: bigger one is a typo or hostile, and would allocate gigabytes before anything failed.
+MAX_COUNT = 10_000
+#: The deepest `nested_list`: each level is at least one token, and 100 is past any
+#: depth a bracket task means.
+MAX_DEPTH = 100
+#: The largest `choice` weight: weights are relative, and a float must hold their sum.
+MAX_WEIGHT = 10**12
+
+
 @attrs.frozen
 class Param:
     name: str
@@ -27,6 +38,9 @@ class Param:
     required: bool = True
     #: Whether the runtime re-evaluates the argument on each use (generator argument).
     lazy: bool = False
+    #: For a length or count: the least and the most it may be.
+    least: int | None = None
+    most: int | None = None
 
 
 @attrs.frozen
@@ -46,8 +60,8 @@ class Function:
         return next((p for p in self.params if p.name == name), None)
 
 
-def _p(name, type_, default=None, required=True, lazy=False) -> Param:
-    return Param(name, type_, default, required, lazy)
+def _p(name, type_, default=None, required=True, lazy=False, least=None, most=None) -> Param:
+    return Param(name, type_, default, required, lazy, least, most)
 
 
 GENERATORS: dict[str, Function] = {
@@ -78,7 +92,7 @@ GENERATORS: dict[str, Function] = {
         ),
         Function(
             "identifier",
-            (_p("length", INT, default=(1, 6), required=False, lazy=True),),
+            (_p("length", INT, default=(1, 6), required=False, lazy=True, least=1, most=MAX_COUNT),),
             STR,
             "a lowercase Python identifier (letters, digits, `_`) that is not a keyword",
             "name = identifier(1..6)",
@@ -86,7 +100,7 @@ GENERATORS: dict[str, Function] = {
         ),
         Function(
             "word",
-            (_p("length", INT, default=(3, 8), required=False, lazy=True),),
+            (_p("length", INT, default=(3, 8), required=False, lazy=True, least=0, most=MAX_COUNT),),
             STR,
             "a lowercase word of letters a-z",
             "text = word(3..8)",
@@ -95,8 +109,8 @@ GENERATORS: dict[str, Function] = {
         Function(
             "nested_list",
             (
-                _p("depth", INT),
-                _p("items", INT, default=(1, 4), required=False, lazy=True),
+                _p("depth", INT, least=1, most=MAX_DEPTH),
+                _p("items", INT, default=(1, 4), required=False, lazy=True, least=0, most=MAX_COUNT),
                 _p("values", STR, default="int(0..9)", required=False, lazy=True),
                 _p("open", BOOL, default=True, required=False),
             ),
@@ -108,7 +122,11 @@ GENERATORS: dict[str, Function] = {
         ),
         Function(
             "repeat",
-            (_p("value", STR, lazy=True), _p("count", INT, lazy=True), _p("sep", STR, default="", required=False)),
+            (
+                _p("value", STR, lazy=True),
+                _p("count", INT, lazy=True, least=0, most=MAX_COUNT),
+                _p("sep", STR, default="", required=False),
+            ),
             STR,
             "`value` drawn `count` times and joined by `sep`",
             'pad = repeat(code_line(), 0..3, sep: "\\n")',

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from circuitdsl.syntax import ast as n
-from circuitdsl.check import schema
+from circuitdsl.check import budget, schema
 from circuitdsl.check.builtins import TASK_FIELDS
 from circuitdsl.check.claims import ClaimChecker
 from circuitdsl.check.lower import lower_claims
@@ -46,6 +46,7 @@ class _Checker:
     def run(self, modules: list[n.Module], root: str) -> CheckedSpec:
         vocab_blocks = self.collect(modules)
         vocab = self.vocab(vocab_blocks)
+        self.vocab_spec = vocab
         tasks = {name: self.task(block, vocab) for name, block in self.blocks("task").items()}
         models = self.resolve_all("model", self.model)
         trains = self.resolve_all("train", lambda name, values, block: self.train(name, values, block, models, tasks))
@@ -157,7 +158,18 @@ class _Checker:
             d_head = values["d_model"] // values["heads"]
         d_mlp = 4 * values["d_model"] if values["d_mlp"] == schema.DERIVED else values["d_mlp"]
         plain = {k: values[k] for k in schema.MODEL if k not in ("d_head", "d_mlp")}
-        return ModelSpec(name=name, d_head=d_head, d_mlp=d_mlp, span=block.span, **plain)
+        model = ModelSpec(name=name, d_head=d_head, d_mlp=d_mlp, span=block.span, **plain)
+        weights = budget.weights_bytes(model, len(self.vocab_spec.all_tokens))
+        if weights > budget.MEMORY_LIMIT:
+            self.report.error(
+                "C0401",
+                f"model `{name}` would have {budget.parameters(model, len(self.vocab_spec.all_tokens)):,} weights "
+                f"({budget.gib(weights)}); circ refuses models over {budget.gib(budget.MEMORY_LIMIT)}",
+                block.name_span,
+                hint="a smaller d_model, d_mlp, heads or layers",
+            )
+            return None
+        return model
 
     def train(self, name, values, block, models, tasks) -> TrainSpec | None:
         model = models.get(values["model"]) if values["model"] is not INVALID else None
@@ -165,6 +177,17 @@ class _Checker:
             return None
         for task_name, _ in values["tasks"]:
             self.check_fits(task_name, model, block)
+        state, activations = budget.training_bytes(model, len(self.vocab_spec.all_tokens), values["batch"])
+        if state + activations > budget.MEMORY_LIMIT:
+            self.report.error(
+                "C0401",
+                f"training `{name}` would need about {budget.gib(state + activations)} (weights, gradients and "
+                f"Adam's moments {budget.gib(state)}, one batch of {values['batch']} {budget.gib(activations)}); "
+                f"circ refuses runs over {budget.gib(budget.MEMORY_LIMIT)}",
+                self._binding_span(block, "batch") or block.name_span,
+                hint=f"a smaller batch, or a smaller model than `{model.name}` (its context and width)",
+            )
+            return None
         plain = {k: values[k] for k in schema.TRAIN if k not in ("model", "tasks")}
         return TrainSpec(name=name, model=model, mixture=values["tasks"], span=block.span, **plain)
 

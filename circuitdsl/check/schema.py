@@ -70,8 +70,8 @@ MODEL: dict[str, Setting] = {
     "layers": Setting(POSITIVE_INT, 2, "transformer blocks", low=1, high=64),
     "d_model": Setting(POSITIVE_INT, 64, "residual stream width", low=1, high=65536),
     "heads": Setting(POSITIVE_INT, 4, "attention heads per layer", low=1, high=1024),
-    "d_head": Setting(POSITIVE_INT, DERIVED, "width of each head; default d_model / heads, which must then divide", low=1),
-    "d_mlp": Setting(POSITIVE_INT, DERIVED, "MLP neurons per layer; default 4 * d_model", low=1),
+    "d_head": Setting(POSITIVE_INT, DERIVED, "width of each head; default d_model / heads, which must then divide", low=1, high=65536),
+    "d_mlp": Setting(POSITIVE_INT, DERIVED, "MLP neurons per layer; default 4 * d_model", low=1, high=1 << 20),
     "context": Setting(POSITIVE_INT, 64, "the most tokens a prompt may have", low=2, high=1 << 20),
     "density": Setting(FRACTION, 1 / 16, "share of each sparsified weight matrix left nonzero (1 = dense)"),
     "act_topk": Setting(FRACTION, 1 / 4, "share of units AbsTopK keeps at each activation site (1 = off)"),
@@ -82,17 +82,17 @@ MODEL: dict[str, Setting] = {
         BOOL, False, "sparsify embeddings and unembedding too; tiny models can collapse to chance when they are"
     ),
     "min_live": Setting(
-        NONNEG_INT, 1, "nonzero weights every neuron/channel keeps, so no unit dies for good", low=0
+        NONNEG_INT, 1, "nonzero weights every neuron/channel keeps, so no unit dies for good", low=0, high=65536
     ),
 }
 
 TRAIN: dict[str, Setting] = {
     "model": _ref("model", "the architecture to train"),
     "tasks": Setting(MIXTURE, REQUIRED, "the tasks to train on, with mixture weights (equal by default)", ref="task"),
-    "steps": Setting(POSITIVE_INT, 800, "optimizer steps", low=1),
-    "batch": Setting(POSITIVE_INT, 128, "examples per step", low=1),
+    "steps": Setting(POSITIVE_INT, 800, "optimizer steps", low=1, high=10**8),
+    "batch": Setting(POSITIVE_INT, 128, "examples per step", low=1, high=1 << 20),
     "lr": Setting(POSITIVE_NUMBER, 1e-3, "peak learning rate of the sharkfin schedule", low=0),
-    "seed": Setting(NONNEG_INT, 0, "seeds weights and data; same seed, same model", low=0),
+    "seed": Setting(NONNEG_INT, 0, "seeds weights and data; same seed, same model", low=0, high=2**63 - 1),
     "anneal": Setting(SPAN, (0.01, 0.5), "when density falls linearly from dense to its target"),
     "warmup": Setting(SHARE, 0.01, "share of steps of linear learning-rate warmup"),
     "grad_clip": Setting(POSITIVE_NUMBER, 1.0, "gradients are rescaled to at most this RMS", low=0),
@@ -101,7 +101,7 @@ TRAIN: dict[str, Setting] = {
     "beta2": Setting(SHARE, 0.95, "Adam second-moment decay"),
     "eps": Setting(POSITIVE_NUMBER, 1e-8, "Adam epsilon", low=0),
     "loss_on": _enum("answer", "which positions the loss covers", "answer", "all"),
-    "eval_examples": Setting(POSITIVE_INT, 1000, "held-out examples per task for evaluation", low=1),
+    "eval_examples": Setting(POSITIVE_INT, 1000, "held-out examples per task for evaluation", low=1, high=10**6),
 }
 
 PRUNE: dict[str, Setting] = {
@@ -111,16 +111,16 @@ PRUNE: dict[str, Setting] = {
     "ablation": _enum("mean", "how pruned nodes are replaced", "mean", "zero", "resample"),
     "method": _enum("learned", "learned node masks, or attribution scores", "learned", "attribution"),
     "baseline": _enum("attribution", "the method run side by side for comparison", "attribution", "none"),
-    "trials": Setting(POSITIVE_INT, 6, "hyperparameter-search trials (the pruning budget)", low=1),
-    "steps": Setting(POSITIVE_INT, 200, "mask-training steps per trial", low=1),
-    "batch": Setting(POSITIVE_INT, 256, "examples per mask-training step", low=1),
-    "mean_samples": Setting(POSITIVE_INT, 4000, "samples used to compute mean activations", low=1),
-    "seed": Setting(NONNEG_INT, 0, "seeds masks, search and data", low=0),
+    "trials": Setting(POSITIVE_INT, 6, "hyperparameter-search trials (the pruning budget)", low=1, high=10**4),
+    "steps": Setting(POSITIVE_INT, 200, "mask-training steps per trial", low=1, high=10**7),
+    "batch": Setting(POSITIVE_INT, 256, "examples per mask-training step", low=1, high=1 << 20),
+    "mean_samples": Setting(POSITIVE_INT, 4000, "samples used to compute mean activations", low=1, high=10**7),
+    "seed": Setting(NONNEG_INT, 0, "seeds masks, search and data", low=0, high=2**63 - 1),
     "controls": Setting(BOOL, True, "run the nonsense-task and random-model controls"),
 }
 
 HYPOTHESIS: dict[str, Setting] = {
-    "samples": Setting(POSITIVE_INT, 1000, "fresh task samples per measurement", low=10),
+    "samples": Setting(POSITIVE_INT, 1000, "fresh task samples per measurement", low=10, high=10**7),
     "seed_share": Setting(SHARE, 1.0, "share of training seeds a claim must hold on (with --seeds)"),
     "confidence": Setting(PROBABILITY, 0.95, "confidence level of the intervals on measured rates"),
 }

@@ -157,9 +157,9 @@ class SettingsChecker:
         elif kind == s.PROBABILITY and not 0 < value < 1:
             problem = "must lie strictly between 0 and 1"
         elif setting.low is not None and value < setting.low:
-            problem = f"must be at least {setting.low:g}"
+            problem = f"must be at least {_shown(setting.low)}"
         elif setting.high is not None and value > setting.high:
-            problem = f"must be at most {setting.high:g}"
+            problem = f"must be at most {_shown(setting.high)}"
         if problem:
             hint = None
             if kind == s.FRACTION and value > 1:
@@ -168,7 +168,7 @@ class SettingsChecker:
                 hint = "a density of 0 leaves no weights; use a small fraction like 1/64"
             elif kind == s.PROBABILITY:
                 hint = "a confidence level of 1 makes every interval infinitely wide; use 0.95 or 0.99"
-            self.report.error("C0401", f"`{name}` {problem}, found {value:g}", expr.span, hint)
+            self.report.error("C0401", f"`{name}` {problem}, found {_shown(value)}", expr.span, hint)
             return _INVALID
         return value
 
@@ -284,3 +284,10 @@ class SettingsChecker:
 
 
 INVALID = _INVALID
+
+
+def _shown(value: float) -> str:
+    """A bound as a reader checks it: 1,048,576 rather than 1.04858e+06."""
+    if float(value).is_integer() and abs(value) < 10**21:
+        return f"{int(value):,}"
+    return f"{value:g}"

@@ -336,6 +336,7 @@ class TaskAnalysis(ValueAnalysis):
                 for item in value.items:
                     self._expect(item, _NUMERIC, f"`{param.name}` of `{e.func}`")
                     self._nonnegative(item, f"`{param.name}` of `{e.func}`")
+                    self._at_most(item, b.MAX_WEIGHT, f"a weight of `{e.func}`", "weights are relative: scale them down")
                 if e.func == "choice" and len(value.items) != len(positional):
                     self.report.error(
                         "C0306",
@@ -348,7 +349,23 @@ class TaskAnalysis(ValueAnalysis):
                 self._expect(value, allowed, f"`{param.name}` of `{e.func}`")
             if param.type == b.INT:
                 self._nonnegative(value, f"`{param.name}` of `{e.func}`")
+            if param.most is not None:
+                self._at_most(
+                    value, param.most, f"`{param.name}` of `{e.func}`",
+                    "no model reads a prompt that long; the limits are in docs/language.md (Limits)",
+                )
         return result
+
+    def _at_most(self, e: n.Expr, most: int, where: str, hint: str) -> None:
+        """A bound on what a draw can make, decided before anything is drawn (or allocated)."""
+        top = self._upper(e, None)
+        if top is None:
+            values = self.values(e)
+            numbers = [v for v in values or () if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            top = max(numbers, default=None)
+        if top is not None and top > most:
+            shown = str(top) if top < 10**9 else f"about 10^{len(str(int(top))) - 1}"
+            self.report.error("C0401", f"{where} can be {shown}; the most it may be is {most:,}", e.span, hint=hint)
 
     def _nonnegative(self, e: n.Expr, where: str) -> None:
         for value in self.values(e) or ():

@@ -357,37 +357,38 @@ class _Compiler:
             return _Const(as_text(value.value))
         return lambda env, rng: as_text(value(env, rng))
 
-    def _length(self, e, length: Fn, least: int) -> Fn:
-        fail = self.fail
+    def _bounded(self, e, name: str, size: Fn) -> Fn:
+        """A length or count as drawn, held to the builtins table's limits: a value the
+        checker could not bound (a variable's arithmetic) fails here, before it allocates."""
+        param = b.GENERATORS[e.func].param(name)
+        least, most, fail = param.least or 0, param.most, self.fail
 
         def checked(env, rng):
-            size = length(env, rng)
-            if size < least:
-                fail("C0401", f"`length` of `{e.func}` must be at least {least}, drew {size}", e, env)
-            return size
+            value = size(env, rng)
+            if value < least:
+                fail("C0401", f"`{name}` of `{e.func}` must be at least {least}, drew {value}", e, env)
+            if value > most:
+                fail("C0401", f"`{name}` of `{e.func}` may be at most {most:,}, drew {value}", e, env)
+            return value
 
         return checked
 
     def _gen_identifier(self, e, length: Fn) -> Fn:
-        length = self._length(e, length, 1)
+        length = self._bounded(e, "length", length)
         return lambda env, rng: draw_identifier(rng, length(env, rng))
 
     def _gen_word(self, e, length: Fn) -> Fn:
-        length = self._length(e, length, 0)
+        length = self._bounded(e, "length", length)
         return lambda env, rng: draw_letters(rng, LOWER, length(env, rng))
 
     def _gen_nested_list(self, e, depth: Fn, items: Fn, values: Fn, open: Fn) -> Fn:
-        fail = self.fail
+        depth, items = self._bounded(e, "depth", depth), self._bounded(e, "items", items)
 
         def build(env, rng):
             levels = depth(env, rng)
-            if levels < 1:
-                fail("C0401", f"`depth` of `nested_list` must be at least 1, drew {levels}", e, env)
             parts = []
             for level in range(levels):
                 count = items(env, rng)
-                if count < 0:
-                    fail("C0401", f"`items` of `nested_list` must not be negative, drew {count}", e, env)
                 text = "[" + ", ".join([values(env, rng) for _ in range(count)])
                 # The next level is one more item of this list.
                 if count and level < levels - 1:
@@ -399,22 +400,13 @@ class _Compiler:
         return build
 
     def _gen_repeat(self, e, value: Fn, count: Fn, sep: Fn) -> Fn:
-        fail = self.fail
+        count = self._bounded(e, "count", count)
         if _const(value):
             text = value.value
-
-            def repeat_same(env, rng):
-                times = count(env, rng)
-                if times < 0:
-                    fail("C0401", f"`count` of `repeat` must not be negative, drew {times}", e, env)
-                return sep(env, rng).join([text] * times)
-
-            return repeat_same
+            return lambda env, rng: sep(env, rng).join([text] * count(env, rng))
 
         def repeat(env, rng):
             times = count(env, rng)
-            if times < 0:
-                fail("C0401", f"`count` of `repeat` must not be negative, drew {times}", e, env)
             return sep(env, rng).join([value(env, rng) for _ in range(times)])
 
         return repeat

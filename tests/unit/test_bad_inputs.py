@@ -364,11 +364,51 @@ CASES = [
         "C0408", "the prompt can contain 'é'", 2, 14,
     ),
     Case(
-        # Too many depths to enumerate, but the largest is still known.
+        # Too many item counts to enumerate, but the largest is still known.
         "tasks/context_too_short_for_a_wide_range",
-        'task deep {\n    body = nested_list(depth: 1..100000)\n    prompt = "x = " + body\n    answer = "]"\n}\n'
+        'task deep {\n    body = nested_list(depth: 1, items: 1..10000)\n    prompt = "x = " + body\n    answer = "]"\n}\n'
         "model m { context = 64 }\ntrain r { model = m tasks = deep }\n",
-        "C0405", "prompts of task `deep` can reach 1400004 tokens", 7, 21,
+        "C0405", "prompts of task `deep` can reach 30006 tokens", 7, 21,
+    ),
+    Case(
+        "tasks/count_past_the_limit",
+        'task t {\n    prompt = repeat("x", 1000000000000)\n    answer = "x"\n}\n',
+        "C0401", "`count` of `repeat` can be about 10^12; the most it may be is 10,000", 2, 26,
+    ),
+    Case(
+        "tasks/length_with_hundreds_of_digits",
+        "task t {\n    prompt = identifier(" + "9" * 311 + ')\n    answer = "x"\n}\n',
+        "C0401", "`length` of `identifier` can be about 10^310", 2, 25,
+    ),
+    Case(
+        "tasks/weight_too_large_for_a_float",
+        'task t {\n    v = choice(1, 2, weights: [1' + "0" * 400 + ', 1])\n    prompt = str(v)\n    answer = "x"\n}\n',
+        "C0401", "a weight of `choice` can be about 10^400", 2, 32,
+    ),
+    Case(
+        "tasks/text_times_a_number_is_refused_before_it_is_built",
+        'task t {\n    prompt = word("ab" * 1000000000)\n    answer = "x"\n}\n',
+        "C0305", "`*` cannot combine str and int", 2, 19,
+    ),
+    Case(
+        "settings/eval_examples_past_the_limit",
+        'task t { prompt = "a" answer = "b" }\nmodel m { context = 8 }\ntrain r { model = m tasks = t eval_examples = 1e12 }\n',
+        "C0401", "`eval_examples` must be at most 1,000,000", 3, 47,
+    ),
+    Case(
+        "settings/infinite_learning_rate",
+        'task t { prompt = "a" answer = "b" }\nmodel m { context = 8 }\ntrain r { model = m tasks = t lr = 1e308 * 10 }\n',
+        "C0302", "the result is too large", 3, 36,
+    ),
+    Case(
+        "settings/model_too_large_to_allocate",
+        'task t { prompt = "a" answer = "b" }\nmodel m { layers = 2 d_model = 65536 heads = 2 context = 1048576 }\n',
+        "C0401", "circ refuses models over 64.0 GiB", 2, 7,
+    ),
+    Case(
+        "settings/training_too_large_to_allocate",
+        'task t { prompt = "a" answer = "b" }\nmodel m { d_model = 1024 heads = 8 context = 65536 }\ntrain r { model = m tasks = t batch = 1024 }\n',
+        "C0401", "circ refuses runs over 64.0 GiB", 3, 31,
     ),
     Case(
         "tasks/negative_count",
