@@ -179,12 +179,17 @@ def constant_number(expr: n.Expr) -> int | float:
     The same arithmetic as :func:`evaluate`; anything but number literals, unary
     ``-``, ``+ - * /`` and ``%`` is ``NotConstant("expected a number")`` at that node.
     """
-    if isinstance(expr, n.Number):
-        return expr.value
     try:
-        return _run(expr, None)
+        value = expr.value if isinstance(expr, n.Number) else _run(expr, None)
     except EvaluationError as problem:
         raise NotConstant(problem.message, problem.span) from None
+    # Every number the checker compares or a setting holds must be a float too:
+    # a 400-digit integer is a typo, and float() of it would crash a caller.
+    try:
+        float(value)
+    except OverflowError:
+        raise NotConstant("the number is too large", getattr(expr, "span", None)) from None
+    return value
 
 
 # Steps of the evaluation loop. An explicit stack rather than recursion, so no

@@ -327,7 +327,8 @@ class ValueAnalysis:
             except NotConstant:
                 return None
             return high if isinstance(high, int) else None
-        if values is None or not all(isinstance(v, int) for v in values):
+        # An empty set is an empty range (`5..2`), reported as such elsewhere.
+        if not values or not all(isinstance(v, int) for v in values):
             return None
         return max(values)
 
