@@ -1,7 +1,9 @@
-"""Text -> spec objects: the grammar, syntax errors worth reading, and the tree transformer.
+"""Text -> spec objects: the grammar, syntax errors worth reading, and the node builder.
 
-The transformer only builds structure (:mod:`circuitdsl.syntax.ast`); every question
-of meaning is left to :mod:`circuitdsl.check.checker`.
+The builder only builds structure (:mod:`circuitdsl.syntax.ast`); every question
+of meaning is left to :mod:`circuitdsl.check.checker`. It runs inside lark's LALR
+parser (an inline transformer), so parsing is one linear pass with no parse tree
+and no recursion, whatever the input's nesting.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import hashlib
 import marshal
 import re
 import sys
+import threading
 from pathlib import Path
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token
+from lark.parsers.lalr_analysis import Shift
 
 from circuitdsl.syntax import ast as n
 from circuitdsl.store.files import atomic_write_bytes, cache_root
@@ -36,7 +40,8 @@ def grammar_path() -> Path:
     raise FileNotFoundError("circ.lark not found beside the circuitdsl package")
 
 
-_PARSER_OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True, maybe_placeholders=True)
+# No propagate_positions: the builder computes spans from tokens, which is most of the speed.
+_PARSER_OPTIONS = dict(parser="lalr", lexer="contextual", maybe_placeholders=True)
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,16 +58,28 @@ def load_parser() -> lark.Lark:
     identity = f"{lark.__version__}\0{sys.version}\0{sorted(_PARSER_OPTIONS.items())}\0{text}"
     cached = cache_root() / "grammar" / f"circ-{hashlib.sha256(identity.encode()).hexdigest()[:20]}.marshal"
     try:
-        return lark.Lark.__new__(lark.Lark)._load(marshal.loads(cached.read_bytes()))
+        parser = _with_builder(marshal.loads(cached.read_bytes()))
     except Exception:  # missing, truncated or foreign: rebuild
-        pass
-    parser = lark.Lark(text, **_PARSER_OPTIONS)
-    try:
-        data, memo = parser.memo_serialize([lark.lexer.TerminalDef, lark.grammar.Rule])
-        atomic_write_bytes(cached, marshal.dumps({"data": data, "memo": memo}))
-    except (OSError, ValueError):
-        pass  # an unwritable cache only costs speed
+        parser = None
+    if parser is None:
+        data, memo = lark.Lark(text, **_PARSER_OPTIONS).memo_serialize([lark.lexer.TerminalDef, lark.grammar.Rule])
+        tables = {"data": data, "memo": memo}
+        try:
+            atomic_write_bytes(cached, marshal.dumps(tables))
+        except (OSError, ValueError):
+            pass  # an unwritable cache only costs speed
+        parser = _with_builder(tables)
+    _BUILDER.reserved = frozenset(
+        t.pattern.value
+        for t in parser.terminals
+        if isinstance(t.pattern, lark.lexer.PatternStr) and re.fullmatch(r"[A-Za-z_]\w*", t.pattern.value)
+    )
     return parser
+
+
+def _with_builder(tables: dict) -> lark.Lark:
+    # The tables are saved without the builder (an object, not data); lark binds its methods on load.
+    return lark.Lark.__new__(lark.Lark)._load(tables, transformer=_BUILDER)
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,11 +106,8 @@ def terminal_descriptions() -> dict[str, str]:
 @functools.lru_cache(maxsize=1)
 def reserved_words() -> frozenset[str]:
     """Keywords: the grammar's literal terminals that look like names."""
-    return frozenset(
-        t.pattern.value
-        for t in load_parser().terminals
-        if isinstance(t.pattern, lark.lexer.PatternStr) and re.fullmatch(r"[A-Za-z_]\w*", t.pattern.value)
-    )
+    load_parser()
+    return _BUILDER.reserved
 
 
 # ---------------------------------------------------------------- spans
@@ -190,12 +204,11 @@ def _expected_phrase(expected: set[str]) -> str:
 def _syntax_hint(token: Token, expected: set[str]) -> str | None:
     word = str(token)
     if token.type == "NAME":
-        keywords = [k for k in BLOCK_KEYWORDS if k.upper() in expected or f"_{k.upper()}" in expected]
-        keywords += [k for k in CLAIM_KEYWORDS if f"_{k.upper()}" in expected]
+        keywords = [k for k in BLOCK_KEYWORDS + CLAIM_KEYWORDS if k.upper() in expected or f"_{k.upper()}" in expected]
         hint = suggest(word, keywords)
         if hint:
             return hint
-        if expected & {"_IMPORT", "_HYPOTHESIS", "MODEL"}:
+        if expected & {"IMPORT", "HYPOTHESIS", "MODEL"}:
             return "a file holds blocks: " + ", ".join(f"`{k}`" for k in BLOCK_KEYWORDS)
     if word == ":" and "_EQUALS" in expected:
         return "settings and variables are bound with `=`, as in `steps = 800`"
@@ -206,6 +219,36 @@ def _syntax_hint(token: Token, expected: set[str]) -> str | None:
     if "_ARROW" in expected and len(expected) <= 3:
         return "write the expected outcome after `->`, as in `-> accuracy <= 0.6`"
     return None
+
+
+def _accepts(state) -> set[str]:
+    """The terminals that the parser could shift next, found by replaying its state stack for each.
+
+    What lark's ``UnexpectedToken.accepts`` computes, on the states alone: no values are
+    copied and no builder method runs, so nothing here depends on what was built so far.
+    """
+    states = state.parse_conf.states
+    end_state = state.parse_conf.end_state
+    accepted = set()
+    for terminal in states[state.state_stack[-1]]:
+        if not terminal.isupper():
+            continue
+        stack = list(state.state_stack)
+        while True:
+            action = states[stack[-1]].get(terminal)
+            if action is None:
+                break
+            kind, arg = action
+            if kind is Shift:
+                accepted.add(terminal)
+                break
+            if arg.expansion:
+                del stack[-len(arg.expansion) :]
+            stack.append(states[stack[-1]][arg.origin.name][1])
+            if terminal == "$END" and stack[-1] == end_state:
+                accepted.add(terminal)
+                break
+    return accepted
 
 
 def syntax_error(err: lark.exceptions.UnexpectedInput, text: str, path: str) -> Diagnostic:
@@ -229,9 +272,11 @@ def syntax_error(err: lark.exceptions.UnexpectedInput, text: str, path: str) -> 
         shown = repr(char)[1:-1] if not char.isprintable() else char
         return Diagnostic("C0101", f"unexpected character `{shown}`", span, hint=hint)
     token = err.token
-    # `accepts` replays the parser on each candidate; `expected` is the LALR state's merged
+    # What can really be shifted here, not lark's `expected`: that is the LALR state's merged
     # lookahead, which offers claim keywords inside a task block.
-    expected = set(getattr(err, "accepts", None) or getattr(err, "expected", None) or ())
+    state = getattr(err, "state", None)
+    expected = _accepts(state) if state is not None else set()
+    expected = expected or set(getattr(err, "expected", None) or ())
     if token.type == "$END":
         end = len(text.rstrip())
         span = offset_span(path, text, max(0, end - 1), max(1, end))
@@ -314,174 +359,298 @@ def decode_string(token: Token, path: str) -> n.String | n.Template:
     return n.String("".join(p for p in parts if isinstance(p, str)), span=span)
 
 
-# ---------------------------------------------------------------- tree -> nodes
+# ---------------------------------------------------------------- tokens -> nodes
+
+#: How deeply expressions may nest. The parser builds nodes without recursion, but
+#: everything after it (the checker, the evaluator, the formatter, attrs' own ``==``
+#: and ``hash`` on these frozen nodes) walks them recursively, 2 to 6 Python frames
+#: per level, under the interpreter's default limit of 1000 frames: measured, the
+#: formatter fails first, on about 160 nested calls, the checker and the sampler at
+#: about 320. 100 leaves room for whoever calls them (the CLI, pytest, a notebook).
+#: A sum ``a + b + c`` is left-deep and an ``if ... else if`` chain right-deep, so
+#: both count as deep as they are long: flattening them would need every walker
+#: to know n-ary nodes.
+MAX_DEPTH = 100
+
+_DEPTH_HINT = "bind parts of it to variables, or write it with less nesting (a sum of n terms is n levels deep)"
 
 
-@v_args(meta=True)
-class _Builder(Transformer):
-    """Builds :mod:`circuitdsl.syntax.ast` objects; knows nothing of what names mean."""
+def _start_of(item) -> tuple[int, int, int]:
+    if isinstance(item, Token):
+        return item.line, item.column, item.start_pos
+    span = item.span
+    return span.line, span.column, span.start
 
-    def __init__(self, path: str):
-        super().__init__()
+
+def _end_of(item) -> tuple[int, int, int]:
+    if isinstance(item, Token):
+        return item.end_line, item.end_column, item.end_pos
+    span = item.span
+    return span.end_line, span.end_column, span.end
+
+
+class _Builder:
+    """Builds :mod:`circuitdsl.syntax.ast` objects as the LALR parser reduces; knows nothing of what names mean.
+
+    Passed to lark as an inline transformer: each method gets the children of one
+    rule (tokens, nodes built before, ``None`` for an absent ``[optional]``) and
+    returns its node, bottom-up, so no stage recurses over the input's nesting
+    and no intermediate tree is built. Spans are computed here from the first
+    and last child. Problems a token has (a keyword as a name, a bad escape, a
+    huge number, nesting too deep) are collected, not raised, so one run reports
+    them all; :func:`parse` raises them at the end.
+
+    One instance serves every parse (lark binds its methods when the parser is
+    loaded), so the per-parse state is reset by :meth:`begin` under :data:`_LOCK`.
+    """
+
+    def __init__(self) -> None:
+        self.reserved: frozenset[str] = frozenset()
+        self.begin("<string>")
+
+    def begin(self, path: str) -> None:
         self.path = path
+        self.problems: list[Diagnostic] = []
+        #: Depth of every expression node deeper than 1, by id (the nodes are alive until the parse ends).
+        self.depth: dict[int, int] = {}
+        #: For an expression over the limit: the span of its first sub-expression that went over.
+        self.deep: dict[int, Span] = {}
+        #: The parentheses around a parenthesized node: a node built from it starts and ends at them.
+        self.outer: dict[int, tuple[Token, Token]] = {}
 
-    def _span(self, meta) -> Span | None:
-        if getattr(meta, "empty", True):
-            return None
-        return Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column, meta.start_pos, meta.end_pos)
+    # -- spans
 
     def _tok(self, token: Token | None) -> Span | None:
         return None if token is None else token_span(self.path, token)
 
+    def _cover(self, first, last) -> Span:
+        """From the start of ``first`` to the end of ``last`` (tokens or nodes)."""
+        if self.outer:
+            first = self.outer.get(id(first), (first,))[0]
+            last = self.outer.get(id(last), (None, last))[1]
+        line, column, start = _start_of(first)
+        end_line, end_column, end = _end_of(last)
+        return Span(self.path, line, column, end_line, end_column, start, end)
+
+    # -- depth
+
+    def _nest(self, node, parts, level: int = 1):
+        """Record ``node``'s depth: ``level`` more than its deepest part (0 for an argument or a map entry)."""
+        get = self.depth.get
+        depth = 0
+        for part in parts:
+            d = get(id(part), 1)
+            if d > depth:
+                depth = d
+        depth += level
+        if depth > 1:
+            self.depth[id(node)] = depth
+            if depth > MAX_DEPTH:
+                first = next((self.deep[id(p)] for p in parts if id(p) in self.deep), None)
+                self.deep[id(node)] = first or node.span
+        return node
+
+    def _check_depth(self, *exprs) -> None:
+        """Where an expression ends (a setting, a bound, a condition): report it if it nests too deeply."""
+        for expr in exprs:
+            if expr is not None and self.depth.get(id(expr), 1) > MAX_DEPTH:
+                self.problems.append(
+                    Diagnostic(
+                        "C0110",
+                        f"expression nested {self.depth[id(expr)]} levels deep; the limit is {MAX_DEPTH}",
+                        self.deep[id(expr)],
+                        hint=_DEPTH_HINT,
+                    )
+                )
+
     # -- names
-    @v_args(inline=False)
+
     def NAME(self, token: Token) -> Token:
         # The contextual lexer reads a keyword as a name wherever the keyword
         # itself cannot stand (`task true {`), so reserved words are refused here.
-        if str(token) in reserved_words():
-            raise CircError(
-                [
-                    Diagnostic(
-                        "C0109",
-                        f"`{token}` is a keyword and cannot be used as a name",
-                        token_span(self.path, token),
-                        hint=f"rename it, e.g. `{token}_`",
-                    )
-                ]
+        if token in self.reserved:
+            self.problems.append(
+                Diagnostic(
+                    "C0109",
+                    f"`{token}` is a keyword and cannot be used as a name",
+                    token_span(self.path, token),
+                    hint=f"rename it, e.g. `{token}_`",
+                )
             )
         return token
 
-    # -- module
-    def start(self, meta, items):
-        return list(items)
+    def _string(self, token: Token) -> n.String | n.Template:
+        try:
+            return decode_string(token, self.path)
+        except CircError as err:
+            self.problems.extend(err.diagnostics)
+            return n.String("", span=token_span(self.path, token))
 
-    def import_stmt(self, meta, children):
-        (path_token,) = children
-        decoded = decode_string(path_token, self.path)
+    # -- module
+
+    def start(self, items):
+        return items
+
+    def import_stmt(self, children):
+        keyword, path_token = children
+        decoded = self._string(path_token)
         if isinstance(decoded, n.Template):
-            raise CircError([Diagnostic("C0107", "an import path cannot contain `${...}`", decoded.span)])
-        return n.Import(decoded.value, span=self._span(meta))
+            self.problems.append(Diagnostic("C0107", "an import path cannot contain `${...}`", decoded.span))
+            decoded = n.String("")
+        return n.Import(decoded.value, span=self._cover(keyword, path_token))
 
     # -- settings blocks
-    def _settings(self, kind, meta, name, extends, body):
+
+    def _settings(self, kind, keyword, name, extends, body, close):
         return n.SettingsBlock(
             kind,
             None if name is None else str(name),
             tuple(body),
             None if extends is None else str(extends),
-            span=self._span(meta),
+            span=self._cover(keyword, close),
             name_span=self._tok(name),
             extends_span=self._tok(extends),
         )
 
-    def vocab_block(self, meta, children):
-        return self._settings("vocab", meta, None, None, children[1:])
+    def vocab_block(self, children):
+        keyword, _open, *body, close = children
+        return self._settings("vocab", keyword, None, None, body, close)
 
-    def task_block(self, meta, children):
-        return self._settings("task", meta, children[1], None, children[2:])
+    def task_block(self, children):
+        keyword, name, _open, *body, close = children
+        return self._settings("task", keyword, name, None, body, close)
 
-    def model_block(self, meta, children):
-        return self._settings("model", meta, children[1], children[2], children[3:])
+    def model_block(self, children):
+        keyword, name, extends, _open, *body, close = children
+        return self._settings("model", keyword, name, extends, body, close)
 
-    def train_block(self, meta, children):
-        return self._settings("train", meta, children[1], children[2], children[3:])
+    def train_block(self, children):
+        keyword, name, extends, _open, *body, close = children
+        return self._settings("train", keyword, name, extends, body, close)
 
-    def prune_block(self, meta, children):
-        return self._settings("prune", meta, children[1], children[2], children[3:])
+    def prune_block(self, children):
+        keyword, name, extends, _open, *body, close = children
+        return self._settings("prune", keyword, name, extends, body, close)
 
-    def binding(self, meta, children):
+    def binding(self, children):
         key, value = children
-        return n.Binding(str(key), value, span=self._span(meta), name_span=self._tok(key))
+        self._check_depth(value)
+        return n.Binding(str(key), value, span=self._cover(key, value), name_span=self._tok(key))
 
     # -- hypotheses
-    def hypothesis_block(self, meta, children):
-        name, prune, *body = children
+
+    def hypothesis_block(self, children):
+        keyword, name, prune, _open, *body, close = children
         return n.HypothesisBlock(
-            str(name), str(prune), tuple(body), span=self._span(meta), name_span=self._tok(name), prune_span=self._tok(prune)
+            str(name),
+            str(prune),
+            tuple(body),
+            span=self._cover(keyword, close),
+            name_span=self._tok(name),
+            prune_span=self._tok(prune),
         )
 
-    def layer_filter(self, meta, children):
-        _in, word, layers = children
-        return n.LayerFilter(str(word), layers, span=self._span(meta))
+    def layer_filter(self, children):
+        keyword, word, layers = children
+        self._check_depth(layers)
+        return n.LayerFilter(str(word), layers, span=self._cover(keyword, layers))
 
-    def size_claim(self, meta, children):
+    def size_claim(self, children):
         metric, layer, op, bound = children
-        return n.SizeClaim(str(metric), str(op), bound, layer, span=self._span(meta))
+        self._check_depth(bound)
+        return n.SizeClaim(str(metric), str(op), bound, layer, span=self._cover(metric, bound))
 
-    def role_decl(self, meta, children):
-        name, kind1, kind2, layer, where = children
+    def role_decl(self, children):
+        keyword, name, kind1, kind2, layer, where = children
+        self._check_depth(where)
+        last = where if where is not None else layer if layer is not None else kind2
         return n.RoleDecl(
             str(name),
             (str(kind1), str(kind2)),
             layer,
             where,
-            span=self._span(meta),
+            span=self._cover(keyword, last),
             kind_span=self._tok(kind1).to(self._tok(kind2)),
         )
 
-    def ablate_targets(self, meta, children):
-        return children, self._span(meta)
+    def ablate_targets(self, children):
+        return children, self._cover(children[0], children[-1])
 
-    def ablate_claim(self, meta, children):
-        (targets, targets_span), ablation, outcome = children
+    def ablate_claim(self, children):
+        keyword, (targets, targets_span), ablation, outcome = children
         return n.AblateClaim(
             tuple(str(t) for t in targets),
             outcome,
             None if ablation is None else str(ablation),
-            span=self._span(meta),
+            span=self._cover(keyword, outcome),
             targets_span=targets_span,
             ablation_span=self._tok(ablation),
             target_spans=tuple(self._tok(t) for t in targets),
         )
 
-    def intervene_claim(self, meta, children):
-        role, value, when, outcome = children
-        return n.InterveneClaim(str(role), value, outcome, when, span=self._span(meta), role_span=self._tok(role))
+    def intervene_claim(self, children):
+        keyword, role, value, when, outcome = children
+        self._check_depth(value, when)
+        return n.InterveneClaim(
+            str(role), value, outcome, when, span=self._cover(keyword, outcome), role_span=self._tok(role)
+        )
 
-    def adversarial_block(self, meta, children):
-        name, *body = children
-        return n.Adversarial(str(name), tuple(body), span=self._span(meta))
+    def adversarial_block(self, children):
+        keyword, name, _open, *body, close = children
+        return n.Adversarial(str(name), tuple(body), span=self._cover(keyword, close))
 
-    def expect(self, meta, children):
-        (outcome,) = children
-        return n.Expect(outcome, span=self._span(meta))
+    def expect(self, children):
+        keyword, outcome = children
+        return n.Expect(outcome, span=self._cover(keyword, outcome))
 
-    def outcome(self, meta, children):
+    def outcome(self, children):
         metric, change, op, bound, when = children
-        return n.Outcome(metric, str(op), bound, change, when, span=self._span(meta))
+        self._check_depth(bound, when)
+        last = when if when is not None else bound
+        return n.Outcome(metric, str(op), bound, change, when, span=self._cover(metric, last))
 
-    def metric(self, meta, children):
-        return n.Metric(str(children[0]), None, span=self._span(meta))
+    def metric(self, children):
+        (name,) = children
+        return n.Metric(str(name), None, span=self._tok(name))
 
-    def metric_call(self, meta, children):
-        name, args = children
-        return n.Metric(str(name), tuple(args or ()), span=self._span(meta))
+    def metric_call(self, children):
+        name, _open, args, close = children
+        args = tuple(args or ())
+        self._check_depth(*args)
+        return n.Metric(str(name), args, span=self._cover(name, close))
 
-    def change(self, meta, children):
+    def change(self, children):
         return str(children[0])
 
     # -- expressions
-    def if_expr(self, meta, children):
-        cond, then, orelse = children
-        return n.IfElse(cond, then, orelse, span=self._span(meta))
 
-    def binary(self, meta, children):
+    def paren(self, children):
+        open_, expr, close = children
+        # The outermost parentheses win: `((x))` spans both pairs.
+        self.outer[id(expr)] = (open_, close)
+        return expr
+
+    def if_expr(self, children):
+        keyword, cond, then, orelse = children
+        return self._nest(n.IfElse(cond, then, orelse, span=self._cover(keyword, orelse)), (cond, then, orelse))
+
+    def binary(self, children):
         left, op, right = children
-        return n.Binary(str(op), left, right, span=self._span(meta))
+        return self._nest(n.Binary(str(op), left, right, span=self._cover(left, right)), (left, right))
 
-    def unary(self, meta, children):
+    def unary(self, children):
         op, operand = children
-        return n.Unary(str(op), operand, span=self._span(meta))
+        return self._nest(n.Unary(str(op), operand, span=self._cover(op, operand)), (operand,))
 
-    def range(self, meta, children):
+    def range(self, children):
         low, high = children
-        return n.Range(low, high, span=self._span(meta))
+        return self._nest(n.Range(low, high, span=self._cover(low, high)), (low, high))
 
-    def percent(self, meta, children):
-        value, _ = children
-        return n.Percent(value, span=self._span(meta))
+    def percent(self, children):
+        value, sign = children
+        return self._nest(n.Percent(value, span=self._cover(value, sign)), (value,))
 
-    def number(self, meta, children):
+    def number(self, children):
         (token,) = children
         text = str(token)
         try:
@@ -490,50 +659,59 @@ class _Builder(Transformer):
             value = float("inf")
         if value == float("inf"):
             # `1e999` would otherwise become inf, which no literal prints back as.
-            raise CircError([Diagnostic("C0108", "number too large", self._tok(token))])
+            self.problems.append(Diagnostic("C0108", "number too large", self._tok(token)))
+            value = 0
         return n.Number(value, span=self._tok(token))
 
-    def string(self, meta, children):
-        return decode_string(children[0], self.path)
+    def string(self, children):
+        return self._string(children[0])
 
-    def true(self, meta, children):
+    def true(self, children):
         return n.Bool(True, span=self._tok(children[0]))
 
-    def false(self, meta, children):
+    def false(self, children):
         return n.Bool(False, span=self._tok(children[0]))
 
-    def name(self, meta, children):
+    def name(self, children):
         return n.Name(str(children[0]), span=self._tok(children[0]))
 
-    def call(self, meta, children):
-        func, args = children
-        return n.Call(str(func), tuple(args or ()), span=self._span(meta))
+    def call(self, children):
+        func, _open, args, close = children
+        args = tuple(args or ())
+        return self._nest(n.Call(str(func), args, span=self._cover(func, close)), args)
 
-    def list(self, meta, children):
-        items = [c for c in children if c is not None]
-        return n.ListExpr(tuple(items), span=self._span(meta))
+    def list(self, children):
+        items = tuple(c for c in children[1:-1] if c is not None)
+        return self._nest(n.ListExpr(items, span=self._cover(children[0], children[-1])), items)
 
-    def map(self, meta, children):
-        entries = [c for c in children if c is not None]
-        return n.MapExpr(tuple(entries), span=self._span(meta))
+    def map(self, children):
+        entries = tuple(c for c in children[1:-1] if c is not None)
+        return self._nest(n.MapExpr(entries, span=self._cover(children[0], children[-1])), entries)
 
-    def entry(self, meta, children):
+    def entry(self, children):
         key, value = children
-        return n.MapEntry(str(key), value, span=self._span(meta))
+        return self._nest(n.MapEntry(str(key), value, span=self._cover(key, value)), (value,), 0)
 
-    def arguments(self, meta, children):
+    def arguments(self, children):
         return [c for c in children if c is not None]
 
-    def positional(self, meta, children):
-        return n.Arg(children[0], span=self._span(meta))
+    def positional(self, children):
+        (value,) = children
+        return self._nest(n.Arg(value, span=self._cover(value, value)), (value,), 0)
 
-    def keyword(self, meta, children):
+    def keyword(self, children):
         name, value = children
-        return n.Arg(value, name=str(name), span=self._span(meta))
+        return self._nest(n.Arg(value, name=str(name), span=self._cover(name, value)), (value,), 0)
 
-    def given(self, meta, children):
+    def given(self, children):
         value, cond = children
-        return n.Arg(value, given=cond, span=self._span(meta))
+        return self._nest(n.Arg(value, given=cond, span=self._cover(value, cond)), (value, cond), 0)
+
+
+#: The builder the loaded parser calls; one parse at a time uses it.
+_BUILDER = _Builder()
+_LOCK = threading.Lock()
+
 
 
 
@@ -550,18 +728,25 @@ def scan_comments(text: str, path: str) -> tuple[n.Comment, ...]:
 
 
 def parse(text: str, path: str = "<string>") -> n.Module:
-    """Parse one file's text; raises :class:`CircError` with a located message on bad syntax."""
+    """Parse one file's text; raises :class:`CircError` with every located problem found.
+
+    Never recursive in the text's nesting: an expression nested more than
+    :data:`MAX_DEPTH` levels is an error (C0110).
+    """
     sources = {path: text}
     problems = check_delimiters(text, path)
     if problems:
         raise CircError(problems, sources)
-    try:
-        tree = load_parser().parse(text)
-        items = _Builder(path).transform(tree)
-    except lark.exceptions.UnexpectedInput as err:
-        raise CircError([syntax_error(err, text, path)], sources) from None
-    except lark.exceptions.VisitError as err:
-        if isinstance(err.orig_exc, CircError):
-            raise CircError(err.orig_exc.diagnostics, sources) from None
-        raise
+    parser = load_parser()
+    with _LOCK:
+        _BUILDER.begin(path)
+        try:
+            items = parser.parse(text)
+        except lark.exceptions.UnexpectedInput as err:
+            problems = [syntax_error(err, text, path)]
+        # Problems found in tokens before a syntax error are as real as it is.
+        problems = _BUILDER.problems + problems
+        _BUILDER.begin("<string>")  # drop the per-parse tables
+    if problems:
+        raise CircError(problems, sources)
     return n.Module(tuple(items), path=path, comments=scan_comments(text, path))
