@@ -9,6 +9,7 @@ and no recursion, whatever the input's nesting.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import marshal
 import re
@@ -69,6 +70,11 @@ def load_parser() -> lark.Lark:
         except (OSError, ValueError):
             pass  # an unwritable cache only costs speed
         parser = _with_builder(tables)
+    global _DRIVER
+    try:
+        _DRIVER = _Driver(parser)
+    except Exception:  # a lark whose internals differ: its own loop is as correct, only slower
+        _DRIVER = None
     _BUILDER.reserved = frozenset(
         t.pattern.value
         for t in parser.terminals
@@ -713,6 +719,145 @@ _BUILDER = _Builder()
 _LOCK = threading.Lock()
 
 
+# ---------------------------------------------------------------- the LALR loop
+
+
+class _Driver:
+    """lark's LALR tables, contextual lexers and callbacks, run by one loop of our own.
+
+    lark's loop spends most of its time on bookkeeping per token (a generator, a
+    lexer state, a line counter, an exception path per lookup) and calls a
+    wrapper for each of the ten unit reductions (``expr -> or_expr -> ... ->
+    atom``) every operand passes through. This loop does the same shifts and
+    reductions with lark's own tables, lexers and callbacks, skips the unit
+    reductions' calls (their result is their one child), and is about twice as
+    fast. It only handles valid input: at the first token it cannot use it
+    returns ``None`` and :func:`parse` runs lark's own parser, whose exception
+    carries what a syntax error needs.
+    """
+
+    def __init__(self, parser: lark.Lark):
+        lalr = parser.parser.parser.parser
+        table = lalr.parse_table
+        callbacks = lalr.callbacks
+        self.start = table.start_states["start"]
+        self.end = table.end_states["start"]
+        # Whose result is their one child: what lark's ExpandSingleChild returns for them.
+        unit = {
+            rule
+            for rule in parser.rules
+            if rule.options.expand1 and not rule.alias and len(rule.expansion) == 1
+            and not rule.expansion[0].name.startswith("_")
+        }
+        shift_callbacks = {name: f for name, f in callbacks.items() if isinstance(name, str)}
+        #: state -> terminal -> (True, next state, callback on the token) or (False, size, rule name, callback)
+        self.actions: dict[int, dict[str, tuple]] = {}
+        #: state -> rule name -> state after reducing to it
+        self.goto: dict[int, dict[str, int]] = {}
+        for state, row in table.states.items():
+            actions, goto = {}, {}
+            for symbol, (action, arg) in row.items():
+                if action is Shift and not symbol.isupper():
+                    goto[symbol] = arg
+                elif action is Shift:
+                    actions[symbol] = (True, arg, shift_callbacks.get(symbol))
+                else:
+                    actions[symbol] = (False, len(arg.expansion), arg.origin.name, None if arg in unit else callbacks[arg])
+            self.actions[state], self.goto[state] = actions, goto
+        #: state -> (patterns, callbacks on a match (a keyword read as a name), ignored and newline terminals)
+        self.lexers = {}
+        for state, lexer in parser.parser.lexer.lexers.items():
+            scanner = lexer.scanner  # built on first use; sets lexer.callback
+            self.lexers[state] = (tuple(scanner._mres), dict(lexer.callback), lexer.ignore_types, lexer.newline_types)
+        #: (state below, top state, lookahead) -> top state after the unit reductions; filled as met
+        self.units: dict[tuple[int, int, str], int] = {}
+        if set(self.lexers) != set(self.actions):
+            raise ValueError("lexer states do not match parser states")
+
+    def _units(self, below: int, state: int, terminal: str) -> int:
+        """The top state after every unit reduction that ``terminal`` causes in ``state`` over ``below``."""
+        while True:
+            action = self.actions[state].get(terminal)
+            if action is None or action[0] or action[3] is not None:
+                return state
+            state = self.goto[below][action[2]]
+
+    def parse(self, text: str):
+        """The builder's result for ``text``, or ``None`` if ``text`` has any syntax error."""
+        actions, goto, lexers, units = self.actions, self.goto, self.lexers, self.units
+        new_token = Token._future_new if hasattr(Token, "_future_new") else Token
+        states = [self.start]
+        values: list = []
+        pos, line, line_start, size = 0, 1, 0, len(text)
+        type_ = None
+        while pos < size:
+            state = states[-1]
+            patterns, on_match, ignored, newlines = lexers[state]
+            for pattern in patterns:
+                match = pattern.match(text, pos)
+                if match:
+                    break
+            else:
+                return None
+            value, type_ = match.group(), match.lastgroup
+            end = match.end()
+            if type_ in ignored:
+                if type_ in newlines and "\n" in value:
+                    line += value.count("\n")
+                    line_start = pos + value.rindex("\n") + 1
+                pos = end
+                continue
+            # No terminal but whitespace spans lines (strings and comments end at a newline).
+            token = new_token(type_, value, pos, line, pos - line_start + 1, line, end - line_start + 1, end)
+            pos = end
+            if type_ in on_match:
+                token = on_match[type_](token)
+                type_ = token.type
+            while True:
+                action = actions[state].get(type_)
+                if action is None:
+                    return None
+                if action[0]:
+                    states.append(action[1])
+                    values.append(token if action[2] is None else action[2](token))
+                    break
+                _, count, origin, callback = action
+                if callback is None:
+                    # A run of unit reductions only replaces the top state, so where it
+                    # ends depends on the state below, the top and the lookahead alone.
+                    key = (states[-2], state, type_)
+                    state = units.get(key)
+                    if state is None:
+                        state = units[key] = self._units(*key)
+                    states[-1] = state
+                    continue
+                children = values[-count:] if count else []
+                if count:
+                    del states[-count:]
+                    del values[-count:]
+                values.append(callback(children))
+                state = goto[states[-1]][origin]
+                states.append(state)
+        while True:
+            action = actions[states[-1]].get("$END")
+            if action is None or action[0]:
+                return None
+            _, count, origin, callback = action
+            if callback is None:
+                states.pop()
+            else:
+                children = values[-count:] if count else []
+                if count:
+                    del states[-count:]
+                    del values[-count:]
+                values.append(callback(children))
+            state = goto[states[-1]][origin]
+            if state == self.end:
+                return values[-1]
+            states.append(state)
+
+
+_DRIVER: _Driver | None = None
 
 
 # ---------------------------------------------------------------- entry point
@@ -720,33 +865,54 @@ _LOCK = threading.Lock()
 
 def scan_comments(text: str, path: str) -> tuple[n.Comment, ...]:
     """Every ``#`` comment outside strings; the formatter puts them back."""
-    return tuple(
-        n.Comment(m.group(), offset_span(path, text, m.start(), m.end()))
-        for m in _DELIMITER_SCAN.finditer(text)
-        if m.group().startswith("#")
-    )
+    comments = []
+    line, line_start, counted = 1, 0, 0
+    for match in _DELIMITER_SCAN.finditer(text):
+        if not match.group().startswith("#"):
+            continue
+        start, end = match.span()
+        # Lines are counted on from the last comment, so the whole scan is linear.
+        newlines = text.count("\n", counted, start)
+        if newlines:
+            line += newlines
+            line_start = text.rindex("\n", counted, start) + 1
+        counted = start
+        column = start - line_start + 1
+        comments.append(n.Comment(match.group(), Span(path, line, column, line, column + end - start, start, end)))
+    return tuple(comments)
 
 
 def parse(text: str, path: str = "<string>") -> n.Module:
     """Parse one file's text; raises :class:`CircError` with every located problem found.
 
-    Never recursive in the text's nesting: an expression nested more than
-    :data:`MAX_DEPTH` levels is an error (C0110).
+    Linear in the text's length, and never recursive in its nesting: an
+    expression nested more than :data:`MAX_DEPTH` levels is an error (C0110).
     """
     sources = {path: text}
     problems = check_delimiters(text, path)
     if problems:
         raise CircError(problems, sources)
     parser = load_parser()
+    collecting = gc.isenabled()
     with _LOCK:
-        _BUILDER.begin(path)
+        # Parsing allocates a million small objects per MB and makes no cycles; the cyclic
+        # collector would walk the growing tree again and again (a third of the time).
+        gc.disable()
         try:
-            items = parser.parse(text)
+            _BUILDER.begin(path)
+            items = None if _DRIVER is None else _DRIVER.parse(text)
+            if items is None:  # a syntax error: lark's own loop finds it and says what was expected
+                _BUILDER.begin(path)
+                items = parser.parse(text)
+            comments = scan_comments(text, path)
         except lark.exceptions.UnexpectedInput as err:
             problems = [syntax_error(err, text, path)]
+        finally:
+            if collecting:
+                gc.enable()
         # Problems found in tokens before a syntax error are as real as it is.
         problems = _BUILDER.problems + problems
         _BUILDER.begin("<string>")  # drop the per-parse tables
     if problems:
         raise CircError(problems, sources)
-    return n.Module(tuple(items), path=path, comments=scan_comments(text, path))
+    return n.Module(tuple(items), path=path, comments=comments)

@@ -6,6 +6,10 @@ expression nested more than ``MAX_DEPTH`` levels (C0110, issue 13). Each case
 runs through ``circ check``, ``circ fmt`` and ``circ show --json``: exit 4 with
 the error's file:line:col for too deep, 0 for what is within the limit, and
 never 3 (an internal error, i.e. a bug).
+
+How fast a big file parses is left to ``benchmarks/parse_bench.py`` (no timed
+tests); what is tested here is that the work is linear in the text: no search
+of the text from its start per comment or per token.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from circuitdsl.exit_codes import ExitCode
 from circuitdsl.pipeline import check_spec_text
 from circuitdsl.syntax import parser
 from circuitdsl.syntax.formatter import format_source
-from circuitdsl.syntax.parser import MAX_DEPTH, parse
+from circuitdsl.syntax.parser import MAX_DEPTH, load_parser, parse
 
 runner = CliRunner()
 
@@ -207,3 +211,122 @@ def test_one_past_the_limit_is_an_error():
         parse(task("x = " + chain("+", "n", LIMIT + 1)))
     assert caught.value.diagnostics[0].message == f"expression nested {LIMIT + 1} levels deep; the limit is {LIMIT}"
     parse(task("x = " + chain("+", "n", LIMIT)))
+
+
+# ---------------------------------------------------------------- big input, linear work
+
+
+class _CountingText(str):
+    """A text that adds up how many characters its searches (`count`, `find`, ...) look at."""
+
+    scanned = 0
+
+    def _scan(self, start, end):
+        start = 0 if start is None else start
+        end = len(self) if end is None else end
+        type(self).scanned += max(0, min(end, len(self)) - max(start, 0))
+
+    def count(self, sub, start=None, end=None):
+        self._scan(start, end)
+        return str.count(self, sub, *(a for a in (start, end) if a is not None))
+
+    def find(self, sub, start=None, end=None):
+        self._scan(start, end)
+        return str.find(self, sub, *(a for a in (start, end) if a is not None))
+
+    def rfind(self, sub, start=None, end=None):
+        self._scan(start, end)
+        return str.rfind(self, sub, *(a for a in (start, end) if a is not None))
+
+    def rindex(self, sub, start=None, end=None):
+        self._scan(start, end)
+        return str.rindex(self, sub, *(a for a in (start, end) if a is not None))
+
+    def index(self, sub, start=None, end=None):
+        self._scan(start, end)
+        return str.index(self, sub, *(a for a in (start, end) if a is not None))
+
+
+def many_blocks(count: int) -> str:
+    blocks = [
+        f"# block {i}\ntask t{i} {{  # opened\n    a = 1..4  # a range\n    prompt = \"${{a}}\"\n    answer = \"1\"\n}}\n"
+        for i in range(count)
+    ]
+    return "vocab { chars = printable }\n" + "".join(blocks)
+
+
+@pytest.mark.parametrize("count", [10, 200])
+def test_parsing_searches_the_text_a_bounded_number_of_times(count):
+    """Spans of comments and tokens come from one pass, not a count of newlines from the start each time."""
+    _CountingText.scanned = 0
+    text = _CountingText(many_blocks(count))
+    module = parse(text, "big.circ")
+    assert len(module.comments) == 3 * count
+    assert _CountingText.scanned <= 2 * len(text)
+    # And the spans are right: the last comment is on the file's last block's third line.
+    last = module.comments[-1]
+    assert text.splitlines()[last.span.line - 1][last.span.column - 1 :] == last.text
+
+
+def test_a_big_spec_with_one_huge_task_parses_and_formats():
+    bindings = [f"v{i} = v{i - 1} + {i}  # c{i}" for i in range(1, 3000)]
+    text = task("v0 = 1", *bindings, prompt='"${v2999}"')
+    module = parse(text, "big.circ")
+    assert len(module.items[1].body) == 3003
+    assert format_source(text, "big.circ").count("# c") == 2999
+
+
+# ---------------------------------------------------------------- the fast loop
+
+
+def _corpus() -> dict[str, str]:
+    root = Path(__file__).resolve().parents[2]
+    files = [*root.glob("specs/**/*.circ"), *root.glob("examples/*.circ"), *root.glob("tests/ui/*.circ")]
+    texts = {str(f): f.read_text(encoding="utf-8") for f in files}
+    texts["many"] = many_blocks(20)
+    texts["empty"] = ""
+    texts["comment only"] = "# nothing\n"
+    return texts
+
+
+def _spans(node) -> list:
+    """Every span in ``node``, in order (span fields are left out of ``==``)."""
+    import attrs
+
+    out = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if attrs.has(type(item)):
+            for field in reversed(attrs.fields(type(item))):
+                value = getattr(item, field.name)
+                if field.name.endswith("span") or field.name.endswith("spans"):
+                    out.append(value)
+                else:
+                    stack.append(value)
+        elif isinstance(item, (tuple, list)):
+            stack.extend(reversed(item))
+    return out
+
+
+def test_the_fast_loop_is_used_and_builds_what_larks_own_loop_builds():
+    lark_parser = load_parser()
+    assert parser._DRIVER is not None, "the fast LALR loop could not be set up for this lark"
+    valid = 0
+    for name, text in _corpus().items():
+        parser._BUILDER.begin(name)
+        fast = parser._DRIVER.parse(text)
+        fast_problems = parser._BUILDER.problems
+        parser._BUILDER.begin(name)
+        try:
+            slow = lark_parser.parse(text)
+        except Exception:  # a syntax error: the fast loop must hand it to lark
+            assert fast is None, name
+            continue
+        assert fast is not None, name
+        assert fast == slow, name
+        assert _spans(fast) == _spans(slow), name
+        assert [d.message for d in fast_problems] == [d.message for d in parser._BUILDER.problems]
+        valid += 1
+    parser._BUILDER.begin("<string>")
+    assert valid >= 10
