@@ -768,6 +768,8 @@ class _Driver:
         self.lexers = {}
         for state, lexer in parser.parser.lexer.lexers.items():
             scanner = lexer.scanner  # built on first use; sets lexer.callback
+            if lexer.callback.keys() & lexer.ignore_types:
+                raise ValueError("a callback on an ignored terminal")  # this loop never calls those
             self.lexers[state] = (tuple(scanner._mres), dict(lexer.callback), lexer.ignore_types, lexer.newline_types)
         #: (state below, top state, lookahead) -> top state after the unit reductions; filled as met
         self.units: dict[tuple[int, int, str], int] = {}
@@ -801,15 +803,15 @@ class _Driver:
                 return None
             value, type_ = match.group(), match.lastgroup
             end = match.end()
+            end_line, end_line_start = line, line_start
+            if type_ in newlines and "\n" in value:
+                end_line += value.count("\n")
+                end_line_start = pos + value.rindex("\n") + 1
             if type_ in ignored:
-                if type_ in newlines and "\n" in value:
-                    line += value.count("\n")
-                    line_start = pos + value.rindex("\n") + 1
-                pos = end
+                pos, line, line_start = end, end_line, end_line_start
                 continue
-            # No terminal but whitespace spans lines (strings and comments end at a newline).
-            token = new_token(type_, value, pos, line, pos - line_start + 1, line, end - line_start + 1, end)
-            pos = end
+            token = new_token(type_, value, pos, line, pos - line_start + 1, end_line, end - end_line_start + 1, end)
+            pos, line, line_start = end, end_line, end_line_start
             if type_ in on_match:
                 token = on_match[type_](token)
                 type_ = token.type
