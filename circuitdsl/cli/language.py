@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
 import sys
@@ -61,11 +62,12 @@ def check(files: List[Path] = typer.Argument(..., help="The .circ files to check
 @app.command()
 def fmt(
     files: List[Path] = typer.Argument(..., help="The .circ files to format in place.", show_default=False),
-    check_only: bool = typer.Option(False, "--check", help="Change nothing; exit 1 if a file is not formatted."),
+    check_only: bool = typer.Option(False, "--check", help="Change nothing; print what would change as a unified diff, and exit 1 if a file is not formatted."),
 ) -> None:
     """Rewrite .circ files in the canonical layout, keeping every comment.
 
     Formatting is idempotent: running it twice changes nothing the second time.
+    With --check, the diff of each file that would change goes to stdout.
 
     [bold]Example[/]: circ fmt --check specs/*.circ
 
@@ -88,11 +90,21 @@ def fmt(
                 continue
             if check_only:
                 stderr.print(f"would reformat {file}")
+                # Plain text: a diff of a spec is full of brackets that rich would read as markup.
+                sys.stdout.write(format_diff(text, formatted, str(file)))
                 unformatted = True
             else:
                 file.write_text(formatted, encoding="utf-8")
                 stderr.print(f"reformatted {file}")
     raise typer.Exit(ExitCode.USAGE if invalid else ExitCode.FAILED if unformatted else ExitCode.OK)
+
+
+def format_diff(before: str, after: str, name: str) -> str:
+    """What ``circ fmt`` would change, as a unified diff (``patch -p0`` applies it)."""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), fromfile=name, tofile=f"{name} (formatted)"
+    )
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 # ---------------------------------------------------------------- show

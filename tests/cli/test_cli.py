@@ -98,12 +98,26 @@ def test_show_tables():
 def test_fmt_check_flags_unformatted_files_and_fmt_fixes_them(tmp_path):
     messy = tmp_path / "messy.circ"
     messy.write_text("model m {layers=2   d_model = 64} # trailing\n")
-    assert run("fmt", "--check", str(messy)).exit_code == ExitCode.FAILED
+    checked = run("fmt", "--check", str(messy))
+    assert checked.exit_code == ExitCode.FAILED
     assert messy.read_text() == "model m {layers=2   d_model = 64} # trailing\n"
+    # What would change, as a unified diff on stdout.
+    assert checked.stdout.startswith(f"--- {messy}\n+++ {messy} (formatted)\n@@ ")
+    assert "\n-model m {layers=2   d_model = 64} # trailing\n" in checked.stdout
+    assert "\n+    layers  = 2\n" in checked.stdout
     assert run("fmt", str(messy)).exit_code == 0
     formatted = messy.read_text()
     assert "# trailing" in formatted
-    assert run("fmt", "--check", str(messy)).exit_code == 0
+    again = run("fmt", "--check", str(messy))
+    assert again.exit_code == 0 and again.stdout == ""
+
+
+def test_fmt_check_diff_marks_a_missing_final_newline(tmp_path):
+    messy = tmp_path / "messy.circ"
+    messy.write_text("model m {layers=2}")
+    checked = run("fmt", "--check", str(messy))
+    assert checked.exit_code == ExitCode.FAILED
+    assert "-model m {layers=2}\n\\ No newline at end of file\n" in checked.stdout
 
 
 def test_check_never_imports_torch():
