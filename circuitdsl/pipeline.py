@@ -73,6 +73,7 @@ def verify_spec(
     out: Path | None = None,
     train_progress: Callable | None = None,
     prune_progress: Callable | None = None,
+    bridge_progress: Callable | None = None,
 ) -> FileResult:
     """plans -> model -> circuit -> verdicts -> results, each hypothesis on every seed."""
     from circuitdsl.verification.run import verify_hypothesis_over_seeds
@@ -80,7 +81,7 @@ def verify_spec(
     results = tuple(
         verify_hypothesis_over_seeds(
             plan.spec, h.hypothesis, cache, device=device, seeds=plan.seeds, out=out,
-            train_progress=train_progress, prune_progress=prune_progress,
+            train_progress=train_progress, prune_progress=prune_progress, bridge_progress=bridge_progress,
         )
         for h in plan.hypotheses
     )

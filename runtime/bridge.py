@@ -213,11 +213,13 @@ def train_bridge(
     for p in list(dense.parameters()) + list(sparse.parameters()):
         p.requires_grad_(False)
     bridge = make_bridge(dense, sparse, config.seed)
+    device = next(dense.parameters()).device
+    bridge.to(device)
     opt = torch.optim.Adam(bridge.parameters(), lr=config.lr)
     curve = []
     try:
         for step in range(1, config.steps + 1):
-            batch = next(batches)
+            batch = next(batches).to(device)
             losses, _ = boundary_losses(dense, sparse, bridge, batch)
             nmse = sum(b.nmse_encoder + b.nmse_decoder for b in losses)
             kl = sum(b.kl_dense_to_sparse + b.kl_sparse_to_dense for b in losses)
@@ -234,7 +236,8 @@ def train_bridge(
         for p in list(dense.parameters()) + list(sparse.parameters()):
             p.requires_grad_(True)
     bridge.eval()
-    return BridgeResult(bridge, measure_bridge(dense, sparse, bridge, eval_batch), curve, time.perf_counter() - started)
+    metrics = measure_bridge(dense, sparse, bridge, eval_batch.to(device))
+    return BridgeResult(bridge, metrics, curve, time.perf_counter() - started)
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from circuitdsl.check.claims import ClaimChecker
 from circuitdsl.check.lower import lower_claims
 from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs
 from circuitdsl.diagnostics import CircError
-from circuitdsl.spec.checked import PRINTABLE, HypothesisSpec, ModelSpec, CheckedSpec, PruneSpec, TaskSpec, TrainSpec, VocabSpec
+from circuitdsl.spec.checked import PRINTABLE, BridgeSpec, HypothesisSpec, ModelSpec, CheckedSpec, PruneSpec, TaskSpec, TrainSpec, VocabSpec
 from circuitdsl.check.sink import DiagnosticSink
 from circuitdsl.check.settings import INVALID, SettingsChecker
 
@@ -51,13 +51,14 @@ class _Checker:
         models = self.resolve_all("model", self.model)
         trains = self.resolve_all("train", lambda name, values, block: self.train(name, values, block, models, tasks))
         prunes = self.resolve_all("prune", lambda name, values, block: self.prune(name, values, block, trains))
+        bridges = self.resolve_all("bridge", lambda name, values, block: self.bridge(name, values, block, trains))
         hypotheses = {}
         for name, block in self.blocks("hypothesis").items():
-            hypothesis = self.hypothesis(block, prunes, tasks, vocab)
+            hypothesis = self.hypothesis(block, prunes, tasks, vocab, bridges)
             if hypothesis is not None:
                 hypotheses[name] = hypothesis
         self.fail_if_errors()
-        return CheckedSpec(root, vocab, tasks, models, trains, prunes, hypotheses, sources=self.sources)
+        return CheckedSpec(root, vocab, tasks, models, trains, prunes, hypotheses, bridges, sources=self.sources)
 
     # ------------------------------------------------------------ definitions
 
@@ -220,7 +221,35 @@ class _Checker:
             return None
         return PruneSpec(name=name, train=train, span=block.span, **{k: values[k] for k in schema.PRUNE if k != "train"})
 
-    def hypothesis(self, block: n.HypothesisBlock, prunes, tasks, vocab) -> HypothesisSpec | None:
+    def bridge(self, name, values, block, trains) -> BridgeSpec | None:
+        dense = trains.get(values["dense"]) if values["dense"] is not INVALID else None
+        sparse = trains.get(values["sparse"]) if values["sparse"] is not INVALID else None
+        if dense is None or sparse is None or INVALID in values.values():
+            return None
+        span = self._binding_span(block, "dense") or block.name_span
+        if dense.model.layers != sparse.model.layers:
+            self.report.error(
+                "C0406",
+                f"bridge `{name}` joins models of {dense.model.layers} and {sparse.model.layers} layers",
+                span,
+                hint="a bridge maps every sublayer boundary of one model to the same boundary of the other",
+            )
+            return None
+        if dense.model.density != 1 or dense.model.act_topk != 1:
+            self.report.error(
+                "C0406",
+                f"the dense side of bridge `{name}` trains model `{dense.model.name}`, which is sparse",
+                span,
+                hint="give the dense model `density = 1` and `act_topk = 1`",
+            )
+            return None
+        if not set(dict(dense.mixture)) & set(dict(sparse.mixture)):
+            self.report.error("C0407", f"the two models of bridge `{name}` share no task", span, hint="train both on the tasks to explain")
+            return None
+        plain = {k: values[k] for k in schema.BRIDGE if k not in ("dense", "sparse")}
+        return BridgeSpec(name=name, dense=dense, sparse=sparse, span=block.span, **plain)
+
+    def hypothesis(self, block: n.HypothesisBlock, prunes, tasks, vocab, bridges) -> HypothesisSpec | None:
         kind = self.definitions.get(block.prune, (None,))[0]
         if kind is None:
             self.report.unknown("prune", block.prune, block.prune_span, [k for k, (v, _) in self.definitions.items() if v == "prune"])
@@ -234,7 +263,10 @@ class _Checker:
             return None
         statements = [c for c in block.body if not isinstance(c, n.Binding)]
         errors_before = self.report.raised
-        claim_checker = ClaimChecker(self.report, vocab, tasks[prune.task], prune.train.model, block.name)
+        claim_checker = ClaimChecker(
+            self.report, vocab, tasks[prune.task], prune.train.model, block.name, bridges=bridges, prune=prune,
+            defined={k: kind for k, (kind, _) in self.definitions.items()},
+        )
         claim_checker.check(statements)
         if not statements:
             self.report.error("C0303", f"hypothesis `{block.name}` makes no claim", block.name_span, hint="add a claim such as `nodes <= 30`")
@@ -248,6 +280,7 @@ class _Checker:
             seed_share=values["seed_share"],
             confidence=values["confidence"],
             span=block.span,
+            bridges={name: bridges[name] for name in claim_checker.bridges_used},
         )
 
     @staticmethod

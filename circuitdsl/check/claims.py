@@ -12,7 +12,7 @@ from circuitdsl.check import builtins as b
 from circuitdsl.syntax import ast as n
 from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs, variant_bindings
 from circuitdsl.check.values import free_names
-from circuitdsl.spec.checked import ModelSpec, TaskSpec, VocabSpec
+from circuitdsl.spec.checked import BridgeSpec, ModelSpec, PruneSpec, TaskSpec, VocabSpec
 from circuitdsl.check.sink import DiagnosticSink
 from circuitdsl.spec.inferred import Typing
 from circuitdsl.check.settings import NotConstant, constant_number
@@ -36,11 +36,28 @@ def _constant(e: n.Expr) -> float | None:
 
 
 class ClaimChecker:
-    def __init__(self, report: DiagnosticSink, vocab: VocabSpec, task: TaskSpec, model: ModelSpec | None, hypothesis: str):
+    def __init__(
+        self,
+        report: DiagnosticSink,
+        vocab: VocabSpec,
+        task: TaskSpec,
+        model: ModelSpec | None,
+        hypothesis: str,
+        *,
+        bridges: dict[str, BridgeSpec] | None = None,
+        prune: PruneSpec | None = None,
+        defined: dict[str, str] | None = None,
+    ):
         self.report = report
         self.vocab = vocab
         self.task = task
         self.model = model
+        self.prune = prune
+        self.bridges = bridges or {}
+        #: Every block name and its kind, so `through bridge x` can say what `x` is instead.
+        self.defined = defined or {}
+        #: The bridges the claims go through (for the hypothesis's spec).
+        self.bridges_used: list[str] = []
         self.where = f"hypothesis `{hypothesis}`"
         self.roles: dict[str, n.RoleDecl] = {}
         #: Each sound adversarial block's types and order, for its lowered Variant.
@@ -381,6 +398,46 @@ class ClaimChecker:
         if claim.when is not None:
             self.condition(claim.when)
         self.outcome(claim.outcome)
+        if claim.bridge is not None:
+            self.through_bridge(claim)
+
+    def through_bridge(self, claim: n.InterveneClaim) -> None:
+        """A change that crosses a bridge must start in the bridge's sparse model, at channels
+        of the residual stream (the only units a boundary map carries), on a task both models know."""
+        bridge = self.bridges.get(claim.bridge)
+        if bridge is None:
+            kind = self.defined.get(claim.bridge)
+            if kind is not None and kind != "bridge":
+                self.report.error("C0205", f"`{claim.bridge}` is a {kind}, not a bridge", claim.bridge_span)
+            elif kind is None:
+                known = [name for name, k in self.defined.items() if k == "bridge"]
+                self.report.unknown("bridge", claim.bridge, claim.bridge_span, known)
+            return  # a bridge block with errors of its own has reported them
+        if claim.bridge not in self.bridges_used:
+            self.bridges_used.append(claim.bridge)
+        if self.prune is not None and bridge.sparse.name != self.prune.train.name:
+            self.report.error(
+                "C0407",
+                f"bridge `{bridge.name}` starts from the model of `{bridge.sparse.name}`, not from "
+                f"`{self.prune.train.name}`, whose circuit this hypothesis is about",
+                claim.bridge_span,
+                hint=f"set `sparse = {self.prune.train.name}` in bridge `{bridge.name}`",
+            )
+        if self.task.name not in dict(bridge.dense.mixture):
+            self.report.error(
+                "C0407",
+                f"the dense model of bridge `{bridge.name}` is not trained on task `{self.task.name}`",
+                claim.bridge_span,
+                hint=f"add `{self.task.name}` to the tasks of `{bridge.dense.name}`",
+            )
+        role = self.roles.get(claim.role)
+        if role is not None and role.kind != ("resid", "channel"):
+            self.report.error(
+                "C0305",
+                f"role `{claim.role}` is {' '.join(role.kind)}s; only residual-stream channels cross a bridge",
+                claim.role_span,
+                hint="declare the role as `resid channel`",
+            )
 
     def adversarial(self, block: n.Adversarial) -> None:
         base = {binding.name: binding for binding in self.task.bindings}

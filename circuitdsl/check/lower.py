@@ -46,7 +46,8 @@ def lower_claims(statements: list, variant_typing: dict[str, Typing]) -> tuple[c
                 )
             )
         elif isinstance(stmt, n.InterveneClaim):
-            out.append(_intervene(unique(f"intervene.{stmt.role}"), text, stmt, position))
+            through = "" if stmt.bridge is None else f"@{stmt.bridge}"
+            out.append(_intervene(unique(f"intervene.{stmt.role}{through}"), text, stmt, position))
         elif isinstance(stmt, n.Adversarial):
             variant = lower_variant(stmt, variant_typing[stmt.name])
             expects = [item for item in stmt.body if isinstance(item, n.Expect)]
@@ -109,7 +110,7 @@ def _intervene(id: str, text: str, stmt: n.InterveneClaim, position: int) -> c.I
         at = None if written is None else 0 if isinstance(written, n.Name) else int(constant_number(written))
     return c.InterveneClaim(
         id, text, stmt.role, number, fold(mean_of), at, fold(stmt.when), format_expr(value),
-        lower_outcome(stmt.outcome), position, span=stmt.span,
+        lower_outcome(stmt.outcome), position, span=stmt.span, bridge=stmt.bridge,
     )
 
 

@@ -119,6 +119,18 @@ PRUNE: dict[str, Setting] = {
     "controls": Setting(BOOL, True, "run the nonsense-task and random-model controls"),
 }
 
+BRIDGE: dict[str, Setting] = {
+    "dense": _ref("train", "the dense model: a train block whose model has density = 1 and act_topk = 1"),
+    "sparse": _ref("train", "the weight-sparse model whose circuit explains the dense one"),
+    "steps": Setting(POSITIVE_INT, 300, "training steps of the encoders and decoders", low=1, high=10**7),
+    "batch": Setting(POSITIVE_INT, 64, "examples per bridge training step", low=1, high=1 << 20),
+    "lr": Setting(POSITIVE_NUMBER, 3e-3, "Adam learning rate of the encoders and decoders", low=0),
+    "nmse": Setting(NONNEG_NUMBER, 1.0, "weight of both maps' normalized MSE in the loss", low=0),
+    "kl": Setting(NONNEG_NUMBER, 1.0, "weight of the hybrid passes' KL to the dense model in the loss", low=0),
+    "seed": Setting(NONNEG_INT, 0, "seeds the bridge's weights and data", low=0, high=2**63 - 1),
+    "eval_examples": Setting(POSITIVE_INT, 512, "held-out examples per task that NMSE and KL are reported on", low=1, high=10**6),
+}
+
 HYPOTHESIS: dict[str, Setting] = {
     "samples": Setting(POSITIVE_INT, 1000, "fresh task samples per measurement", low=10, high=10**7),
     "seed_share": Setting(SHARE, 1.0, "share of training seeds a claim must hold on (with --seeds)"),
@@ -130,5 +142,6 @@ BLOCKS: dict[str, dict[str, Setting]] = {
     "model": MODEL,
     "train": TRAIN,
     "prune": PRUNE,
+    "bridge": BRIDGE,
     "hypothesis": HYPOTHESIS,
 }

@@ -309,9 +309,11 @@ def verify(
         results = []
         quiet = quiet or as_json
         for plan in plans:
-            with training_progress(stderr, "train", quiet) as train_cb, stage_progress(stderr, "prune", quiet) as prune_cb:
+            with training_progress(stderr, "train", quiet) as train_cb, stage_progress(stderr, "prune", quiet) as prune_cb, \
+                    stage_progress(stderr, "bridge", quiet) as bridge_cb:
                 result = verify_spec(
-                    plan, cache, device=torch_device, strict=strict, out=out, train_progress=train_cb, prune_progress=prune_cb
+                    plan, cache, device=torch_device, strict=strict, out=out, train_progress=train_cb, prune_progress=prune_cb,
+                    bridge_progress=lambda done, total, info: bridge_cb("fit", done, total, info),
                 )
             print_warnings(cache)
             results.append(result)

@@ -111,6 +111,23 @@ class PruneSpec:
 
 
 @attrs.frozen
+class BridgeSpec:
+    """Encoders and decoders joining a dense model to a sparse one at every sublayer boundary."""
+
+    name: str
+    dense: TrainSpec
+    sparse: TrainSpec
+    steps: int
+    batch: int
+    lr: float
+    nmse: float
+    kl: float
+    seed: int
+    eval_examples: int
+    span: Span | None = span_field()
+
+
+@attrs.frozen
 class HypothesisSpec:
     name: str
     prune: PruneSpec
@@ -120,6 +137,8 @@ class HypothesisSpec:
     seed_share: float
     confidence: float
     span: Span | None = span_field()
+    #: The bridges its claims go through, by name.
+    bridges: dict[str, BridgeSpec] = attrs.field(factory=dict)
 
     @property
     def roles(self) -> tuple[n.RoleDecl, ...]:
@@ -147,5 +166,6 @@ class CheckedSpec:
     trains: dict[str, TrainSpec]
     prunes: dict[str, PruneSpec]
     hypotheses: dict[str, HypothesisSpec]
+    bridges: dict[str, BridgeSpec] = attrs.field(factory=dict)
     #: Text of every file read, for rendering later diagnostics.
     sources: dict[str, str] = attrs.field(eq=False, repr=False, factory=dict)

@@ -8,7 +8,8 @@ what needs samples to evaluate.
 
 **Ids** name a claim by what it is about, so adding a claim elsewhere in the
 hypothesis does not rename it: ``size.nodes``, ``role.opener``,
-``ablate.circuit``, ``intervene.type_ch``, ``adversarial.bracket_in_string.1``
+``ablate.circuit``, ``intervene.type_ch``, ``intervene.type_ch@b`` (through bridge ``b``),
+``adversarial.bracket_in_string.1``
 (the first ``expect`` of that block). A second claim with the same id gets
 ``#2``. Verdicts, pytest items, JSON and HTML are keyed by these ids.
 """
@@ -106,6 +107,8 @@ class InterveneClaim:
     outcome: Outcome
     position: int
     span: Span | None = span_field()
+    #: The bridge the change crosses (``HypothesisSpec.bridges``); the outcome is then the dense model's.
+    bridge: str | None = None
     kind = "intervene"
 
 

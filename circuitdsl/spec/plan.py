@@ -11,7 +11,7 @@ import attrs
 
 from circuitdsl import __version__
 from circuitdsl.store.cache import content_key
-from circuitdsl.spec.checked import ModelSpec, PruneSpec, TaskSpec, TrainSpec, VocabSpec
+from circuitdsl.spec.checked import BridgeSpec, ModelSpec, PruneSpec, TaskSpec, TrainSpec, VocabSpec
 from circuitdsl.spec.serialize import to_data
 
 #: Bump when training code changes which weights a spec yields, so old cache entries miss.
@@ -141,3 +141,43 @@ def plan_pruning(tasks: dict[str, TaskSpec], vocab: VocabSpec, spec: PruneSpec, 
     task = tasks[spec.task]
     key = content_key({"code": PRUNING_CODE_VERSION, "model": training.key, "task": to_data(task), "settings": settings})
     return PrunePlan(name=spec.name, training=training, task=task, settings=settings, key=key)
+
+
+#: Likewise for bridges.
+BRIDGE_CODE_VERSION = 1
+
+
+@attrs.frozen
+class BridgePlan:
+    name: str
+    dense: TrainPlan
+    sparse: TrainPlan
+    #: Keyword arguments of ``runtime.bridge.BridgeConfig``.
+    config: dict
+    #: The tasks both models are trained on: the bridge is fitted on their mixture.
+    tasks: tuple[TaskSpec, ...]
+    batch: int
+    eval_examples: int
+    #: A control bridge is fitted to an untrained sparse model of the same shape (seeded so).
+    control_seed: int | None
+    key: str
+
+
+def plan_bridge(spec: BridgeSpec, dense: TrainPlan, sparse: TrainPlan, *, control_seed: int | None = None) -> BridgePlan:
+    """The plan for one ``bridge`` block, or with ``control_seed`` for its untrained-model control."""
+    config = {"steps": spec.steps, "lr": spec.lr, "nmse": spec.nmse, "kl": spec.kl, "seed": spec.seed}
+    shared = tuple(t for t in sparse.tasks if t.name in dense.task_names)
+    identity = {
+        "code": BRIDGE_CODE_VERSION,
+        "dense": dense.key,
+        "sparse": sparse.key,
+        "config": config,
+        "tasks": [t.name for t in shared],
+        "batch": spec.batch,
+        "eval_examples": spec.eval_examples,
+        "control_seed": control_seed,
+    }
+    return BridgePlan(
+        name=spec.name, dense=dense, sparse=sparse, config=config, tasks=shared, batch=spec.batch,
+        eval_examples=spec.eval_examples, control_seed=control_seed, key=content_key(identity),
+    )

@@ -242,14 +242,17 @@ class AblateClaim:
 
 @attrs.frozen
 class InterveneClaim:
-    """``intervene ROLE = VALUE [when CONDITION] -> OUTCOME``."""
+    """``intervene ROLE = VALUE [when CONDITION] [through bridge B] -> OUTCOME``."""
 
     role: str
     value: Expr
     outcome: Outcome
     when: Expr | None = None
+    #: The bridge the change crosses into the dense model, whose outcome is measured.
+    bridge: str | None = None
     span: Span | None = span_field()
     role_span: Span | None = span_field()
+    bridge_span: Span | None = span_field()
 
 
 @attrs.frozen

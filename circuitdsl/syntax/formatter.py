@@ -188,7 +188,8 @@ def _statement(stmt) -> _Line:
         return _Line(f"ablate {', '.join(stmt.targets)}{ablation} -> {_outcome(stmt.outcome)}")
     if isinstance(stmt, n.InterveneClaim):
         when = "" if stmt.when is None else f" when {format_expr(stmt.when)}"
-        return _Line(f"intervene {stmt.role} = {format_expr(stmt.value)}{when} -> {_outcome(stmt.outcome)}")
+        bridge = "" if stmt.bridge is None else f" through bridge {stmt.bridge}"
+        return _Line(f"intervene {stmt.role} = {format_expr(stmt.value)}{when}{bridge} -> {_outcome(stmt.outcome)}")
     if isinstance(stmt, n.Expect):
         return _Line(f"expect {_outcome(stmt.outcome)}")
     if isinstance(stmt, n.Import):

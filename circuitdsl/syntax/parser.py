@@ -27,7 +27,7 @@ from circuitdsl.diagnostics import CircError, Diagnostic, suggest
 from circuitdsl.syntax.spans import Span
 
 #: Keywords a user may have misspelt at the start of a block.
-BLOCK_KEYWORDS = ("import", "vocab", "task", "model", "train", "prune", "hypothesis")
+BLOCK_KEYWORDS = ("import", "vocab", "task", "model", "train", "prune", "bridge", "hypothesis")
 #: Words that open a statement inside a hypothesis.
 CLAIM_KEYWORDS = ("role", "ablate", "intervene", "adversarial", "expect")
 
@@ -538,6 +538,10 @@ class _Builder:
         keyword, name, extends, _open, *body, close = children
         return self._settings("prune", keyword, name, extends, body, close)
 
+    def bridge_block(self, children):
+        keyword, name, extends, _open, *body, close = children
+        return self._settings("bridge", keyword, name, extends, body, close)
+
     def binding(self, children):
         key, value = children
         self._check_depth(value)
@@ -594,11 +598,16 @@ class _Builder:
             target_spans=tuple(self._tok(t) for t in targets),
         )
 
+    def bridge_ref(self, children):
+        _keyword, name = children
+        return name
+
     def intervene_claim(self, children):
-        keyword, role, value, when, outcome = children
+        keyword, role, value, when, bridge, outcome = children
         self._check_depth(value, when)
         return n.InterveneClaim(
-            str(role), value, outcome, when, span=self._cover(keyword, outcome), role_span=self._tok(role)
+            str(role), value, outcome, when, None if bridge is None else str(bridge),
+            span=self._cover(keyword, outcome), role_span=self._tok(role), bridge_span=self._tok(bridge),
         )
 
     def adversarial_block(self, children):

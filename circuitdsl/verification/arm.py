@@ -83,6 +83,17 @@ class VerifyContext:
     control_means: Mapping[str, Tensor] | None = None
     #: Rows per forward pass.
     batch_size: int = 256
+    #: Bridge name -> the dense model and the bridges from the trained and the control sparse model.
+    bridges: Mapping[str, "BridgeSides"] = attrs.field(factory=dict)
+
+
+@attrs.frozen(eq=False)
+class BridgeSides:
+    """What a claim through a bridge needs: the dense model, and a bridge for each arm's sparse model."""
+
+    dense: SparseGPT
+    trained: object  # runtime.bridge.Bridge
+    control: object
 
 
 def seed_for(*parts: object) -> int:

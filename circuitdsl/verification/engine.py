@@ -21,6 +21,7 @@ from circuitdsl.spec import claims as c
 from circuitdsl.spec.checked import HypothesisSpec
 from circuitdsl.verification.adversarial import adversarial_verdicts
 from circuitdsl.verification.arm import Arm, SampleBank, VerifyContext
+from circuitdsl.verification.bridged import bridged_verdict
 from circuitdsl.verification.errors import VerifyError
 from circuitdsl.verification.patching import ablate_verdict, intervene_verdict
 from circuitdsl.verification.roles import RoleBinding, RoleSolver, has_statistics
@@ -41,7 +42,7 @@ def verify_hypothesis(hyp: HypothesisSpec, ctx: VerifyContext, progress: Progres
     with torch.no_grad():
         roles = _bind_roles(hyp, role_claims, ctx, arms, progress, total)
         verdicts: list[Verdict] = []
-        for index, group in enumerate(_groups(hyp.claims)):
+        for group in _groups(hyp.claims):
             if progress is not None:
                 progress(len(verdicts), total, group[0].text)
             if isinstance(group[0], c.SizeClaim):
@@ -92,6 +93,8 @@ def _run(group: list[c.Claim], arm: Arm, roles: dict[str, RoleBinding], hyp: Hyp
             return [role_verdict(claim, roles[claim.name])]
         if isinstance(claim, c.AblateClaim):
             return [ablate_verdict(claim, arm, roles, hyp)]
+        if isinstance(claim, c.InterveneClaim) and claim.bridge is not None:
+            return [bridged_verdict(claim, arm, roles, hyp)]
         if isinstance(claim, c.InterveneClaim):
             return [intervene_verdict(claim, arm, roles, hyp)]
     except VerifyError as err:
@@ -121,10 +124,12 @@ def _with_control(trained: Verdict, control: Verdict) -> Verdict:
     for key in ("nodes", "problem"):
         if key in control.evidence:
             summary[key] = control.evidence[key]
+    # Through a bridge there is a second control: a random direction of the same size.
+    random = (trained.evidence.get("random_direction") or {}).get("holds", False)
     return attrs.evolve(
         trained,
         evidence=dict(trained.evidence, control=summary),
-        vacuous=trained.status == PASS and control.status == PASS,
+        vacuous=trained.status == PASS and (control.status == PASS or random),
     )
 
 

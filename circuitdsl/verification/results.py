@@ -57,6 +57,9 @@ class HypothesisResult:
     #: Where the circuit's picture was written, and the picture itself (SVG text).
     picture: str | None = None
     picture_svg: str | None = None
+    #: Per bridge its claims went through: NMSE and KL per boundary, the hybrid passes'
+    #: accuracy, and the same for the control bridge (fitted to the untrained model).
+    bridges: dict = attrs.field(factory=dict)
 
     @property
     def refuted(self) -> bool:
@@ -132,6 +135,7 @@ def _hypothesis_json(h: HypothesisResult, strict: bool) -> dict:
         "controls": h.controls,
         "picture": h.picture,
         "picture_svg": h.picture_svg,
+        "bridges": h.bridges,
         "claims": [
             {
                 "id": c.id,
@@ -176,5 +180,5 @@ def _hypothesis_from_json(h: dict) -> HypothesisResult:
         claims.append(ClaimResult(verdict, c["seeds_held"], c["seeds"], c["status"], c["vacuous"], per_seed))
     return HypothesisResult(
         h["name"], h["prune"], h["task"], tuple(claims), h["circuit"], h["controls"], h["record"],
-        h.get("picture"), h.get("picture_svg"),
+        h.get("picture"), h.get("picture_svg"), h.get("bridges") or {},
     )

@@ -72,10 +72,11 @@ def verify_hypothesis_over_seeds(
     train_progress: Callable | None = None,
     prune_progress: Callable | None = None,
     claim_progress: Callable | None = None,
+    bridge_progress: Callable | None = None,
 ) -> HypothesisResult:
     """Train, prune and verify ``hyp`` on ``seeds`` training seeds; write its circuit files to ``out``."""
     prune = hyp.prune
-    per_seed, seed_values, records, first = [], [], [], None
+    per_seed, seed_values, records, first, first_bridges = [], [], [], None, None
     for offset in range(seeds):
         seed = prune.train.seed + offset
         clock = {"start": time.perf_counter()}
@@ -87,6 +88,9 @@ def verify_hypothesis_over_seeds(
         clock["prune"] = time.perf_counter()
         means = ensure_means(trained, cache, prune.mean_samples, seed=prune.seed)
         control = untrained_control(trained, seed)
+        bridges, bridge_reports = _bridges(
+            spec, hyp, training, trained, control, cache, offset, device, train_progress, bridge_progress
+        )
         context = VerifyContext(
             model=trained.model.to(device),
             control_model=control.to(device),
@@ -100,6 +104,7 @@ def verify_hypothesis_over_seeds(
             context=training.model["context"],
             device=device,
             seed=seed,
+            bridges=bridges,
         )
         per_seed.append(verify_hypothesis(hyp, context, progress=claim_progress))
         clock["verify"] = time.perf_counter()
@@ -111,6 +116,7 @@ def verify_hypothesis_over_seeds(
         seed_values.append(seed)
         records.append(_seed_record(seed, trained, found, seconds))
         first = first or found
+        first_bridges = first_bridges if first_bridges is not None else bridge_reports
     claims = aggregate(per_seed, seed_values, hyp.seed_share)
     labels = role_labels(claims)
     picture = None
@@ -128,7 +134,39 @@ def verify_hypothesis_over_seeds(
         record=run_record(spec, records),
         picture=picture,
         picture_svg=first.circuit.to_svg(labels),
+        bridges=first_bridges or {},
     )
+
+
+def _bridges(spec, hyp, training, trained, control, cache, offset, device, train_progress, progress):
+    """The dense models and bridges the hypothesis's claims go through, for the trained and the control arm."""
+    if not hyp.bridges:
+        return {}, {}
+    from circuitdsl.build.bridges import ensure_bridge
+    from circuitdsl.spec.plan import plan_bridge
+    from circuitdsl.verification.arm import BridgeSides
+
+    sides, reports = {}, {}
+    for name, bridge in hyp.bridges.items():
+        dense_plan = plan_training(spec.tasks, spec.vocab, bridge.dense, seed=bridge.dense.seed + offset)
+        dense = ensure_model(dense_plan, cache, device=device, progress=train_progress)
+        dense.model.to("cpu")
+        fitted = ensure_bridge(plan_bridge(bridge, dense_plan, training), dense, trained.model.to("cpu"), cache, progress=progress)
+        against_control = ensure_bridge(
+            plan_bridge(bridge, dense_plan, training, control_seed=training.seed), dense, control.to("cpu"), cache, progress=progress
+        )
+        sides[name] = BridgeSides(dense.model.to(device), fitted.bridge.to(device), against_control.bridge.to(device))
+        reports[name] = {
+            "dense_model_key": dense_plan.key,
+            "dense_metrics": dense.record.get("metrics"),
+            "key": fitted.plan.key,
+            "cached": fitted.cached,
+            "seconds": fitted.record.get("seconds"),
+            "metrics": fitted.metrics,
+            "control_key": against_control.plan.key,
+            "control_metrics": against_control.metrics,
+        }
+    return sides, reports
 
 
 def role_labels(claims) -> dict[str, str]:
