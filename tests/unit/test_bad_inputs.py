@@ -45,6 +45,13 @@ class Case:
     hint: str | None = None  # a substring of its hint, where the fix is obvious
 
 
+#: Two one-layer models, one sparse and one dense, and a prune block: what a bridge joins.
+BRIDGE_PRELUDE = (
+    'task t { q = choice("a", "b")  prompt = "x${q}"  answer = q }\n'
+    "model s { layers = 1  context = 8 }\nmodel d { layers = 1  context = 8  density = 1  act_topk = 1 }\n"
+    "train ts { model = s  tasks = t }\ntrain td { model = d  tasks = t }\nprune p { train = ts  task = t }\n"
+)
+
 CASES = [
     # ------------------------------------------------------------ syntax
     Case(
@@ -409,6 +416,29 @@ CASES = [
         "settings/training_too_large_to_allocate",
         'task t { prompt = "a" answer = "b" }\nmodel m { d_model = 1024 heads = 8 context = 65536 }\ntrain r { model = m tasks = t batch = 1024 }\n',
         "C0401", "circ refuses runs over 64.0 GiB", 3, 31,
+    ),
+    Case(
+        "bridges/dense_side_is_sparse",
+        BRIDGE_PRELUDE + "bridge b { dense = ts  sparse = ts }\n",
+        "C0406", "the dense side of bridge `b` trains model `s`, which is sparse", 7, 12,
+    ),
+    Case(
+        "bridges/unknown_bridge",
+        BRIDGE_PRELUDE + "bridge b { dense = td  sparse = ts }\n"
+        "hypothesis h on p {\n    role c : resid channel\n    intervene c = 1 through bridge bb -> accuracy >= 0.5\n}\n",
+        "C0201", "unknown bridge `bb`", 10, 36,
+    ),
+    Case(
+        "bridges/only_residual_channels_cross",
+        BRIDGE_PRELUDE + "bridge b { dense = td  sparse = ts }\n"
+        "hypothesis h on p {\n    role c : mlp neuron\n    intervene c = 1 through bridge b -> accuracy >= 0.5\n}\n",
+        "C0305", "only residual-stream channels cross a bridge", 10, 15,
+    ),
+    Case(
+        "bridges/from_another_sparse_model",
+        BRIDGE_PRELUDE + "bridge b { dense = td  sparse = td }\n"
+        "hypothesis h on p {\n    role c : resid channel\n    intervene c = 1 through bridge b -> accuracy >= 0.5\n}\n",
+        "C0407", "whose circuit this hypothesis is about", 10, 36,
     ),
     Case(
         "tasks/negative_count",
