@@ -237,6 +237,7 @@ def prune(
         from circuitdsl.cli.progress import stage_progress, training_progress
         from circuitdsl.report.circuits import circuit_tables
         from circuitdsl.spec.plan import plan_pruning, plan_training
+        from circuitdsl.verification.controls import judge_controls
         from circuitdsl.verification.run import write_circuit_files
 
         torch_device, cache = runtime_setup(threads, device, cache_dir)
@@ -253,7 +254,8 @@ def prune(
             print_warnings(cache)
             folder = out / name
             write_circuit_files(found, folder)
-            reports.append(dict(found.report, cached=found.cached, files=str(folder)))
+            checks = judge_controls(found.report.get("controls"), found.report["circuit"])
+            reports.append(dict(found.report, cached=found.cached, files=str(folder), control_checks=checks))
             failed |= not found.circuit.reached
         if as_json:
             sys.stdout.write(json.dumps({"schema_version": SCHEMA_VERSION, "circuits": reports}, indent=2) + "\n")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
+
+from circuitdsl.verification.controls import LABELS, OK, judge_controls
 
 
 def model_table(report: dict) -> Table:
@@ -51,33 +54,8 @@ def circuit_tables(report: dict) -> list:
         table = Table(title="controls", title_justify="left")
         for column in ("control", "result", "verdict"):
             table.add_column(column)
-        table.add_row("identity (no node ablated = plain model)", "logits equal", "[green]ok[/]")
-        nonsense = controls["nonsense"]
-        if nonsense:
-            flag = controls["nonsense_flag"]
-            table.add_row(
-                "nonsense task (shuffled answers)",
-                f"{nonsense['nodes']} nodes, loss {nonsense['loss']:.3f} ({'reached' if nonsense['reached'] else 'not reached'})",
-                "[red]flagged: about as small as the real circuit[/]" if flag else "[green]ok[/]",
-            )
-        random_run = controls["random_model"]
-        if random_run:
-            table.add_row(
-                "untrained model",
-                f"{random_run['nodes']} nodes, loss {random_run['loss']:.3f} ({'reached' if random_run['reached'] else 'not reached'})",
-                "[red]reached the target[/]" if random_run["reached"] else "[green]ok[/]",
-            )
-        removable = controls["removable"]
-        if removable:
-            shown = ", ".join(removable[:6]) + (", ..." if len(removable) > 6 else "")
-            result = f"{len(removable)} of {len(controls['minimality'])} nodes removable: {shown}"
-        else:
-            result = "no node removable"
-        table.add_row("minimality (drop one node)", result, "[yellow]not minimal[/]" if removable else "[green]ok[/]")
-        table.add_row(
-            "ablation agreement",
-            ", ".join(f"{k} {v:.3f}" for k, v in controls["ablation_agreement"].items()),
-            "",
-        )
+        for name, check in judge_controls(controls, circuit).items():
+            verdict = "[green]ok[/]" if check["status"] == OK else f"[yellow]warning:[/] {escape(check['reason'])}"
+            table.add_row(LABELS[name], escape(check["result"]), verdict)
         out.append(table)
     return out

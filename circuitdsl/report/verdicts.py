@@ -16,6 +16,7 @@ from typing import Sequence
 from rich.table import Table
 from rich.text import Text
 
+from circuitdsl.verification.controls import LABELS, WARNING, control_warnings, judge_controls
 from circuitdsl.verification.results import ClaimResult, FileResult, HypothesisResult
 from circuitdsl.verification.verdict import FAIL, INCONCLUSIVE, PASS
 
@@ -94,6 +95,8 @@ def evidence_lines(run: HypothesisResult) -> list[Text]:
         if claim.vacuous:
             control = evidence.get("control")
             lines.append(Text(f"    also holds on the untrained control model ({control}): says nothing about training", style="yellow"))
+    for label, reason in control_warnings(run.controls, run.circuit):
+        lines.append(Text.assemble(("  warning: ", "yellow"), (f"pruning control {label}: ", "dim"), reason))
     return lines
 
 
@@ -106,7 +109,7 @@ table { border-collapse: collapse; margin: 1em 0; } td, th { padding: 4px 10px; 
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, .claim { font-family: ui-monospace, monospace; font-size: 13px; }
 .PASS { color: #0a7d28; font-weight: bold; } .FAIL { color: #c0152b; font-weight: bold; } .INCONCLUSIVE { color: #a66b00; font-weight: bold; }
-.vacuous { color: #a66b00; } .picture { overflow-x: auto; border: 1px solid #ddd; padding: 8px; }
+.vacuous, .warning { color: #a66b00; } .picture { overflow-x: auto; border: 1px solid #ddd; padding: 8px; }
 .curves { display: flex; flex-wrap: wrap; gap: 16px; }
 """
 
@@ -154,7 +157,7 @@ def _hypothesis_html(run: HypothesisResult, strict: bool) -> str:
         out.append("<h3>adversarial curves</h3><div class='curves'>")
         out.extend(curve_svg(title, points) for title, points in curves)
         out.append("</div>")
-    out.append(_controls_html(run.controls))
+    out.append(_controls_html(run.controls, run.circuit))
     return "\n".join(out)
 
 
@@ -167,21 +170,19 @@ def _roles(run: HypothesisResult) -> dict[str, list[str]]:
     return roles
 
 
-def _controls_html(controls: dict | None) -> str:
-    if not controls:
+def _controls_html(controls: dict | None, circuit: dict) -> str:
+    checks = judge_controls(controls, circuit)
+    if not checks:
         return ""
-    rows = ["<h3>pruning controls</h3><table><tr><th>control</th><th>result</th></tr>"]
-    nonsense, random_run = controls.get("nonsense"), controls.get("random_model")
-    if nonsense:
-        flag = " (flagged: about as small as the real circuit)" if controls.get("nonsense_flag") else ""
-        rows.append(f"<tr><td>nonsense task</td><td>{nonsense['nodes']} nodes, loss {nonsense['loss']:.3f}{flag}</td></tr>")
-    if random_run:
-        rows.append(f"<tr><td>untrained model</td><td>{random_run['nodes']} nodes, loss {random_run['loss']:.3f}, "
-                    f"{'reached' if random_run['reached'] else 'did not reach'} the target</td></tr>")
-    removable = controls.get("removable") or []
-    rows.append(f"<tr><td>minimality</td><td>{len(removable)} removable node(s) {escape(', '.join(removable))}</td></tr>")
-    agreement = ", ".join(f"{k} {v:.3f}" for k, v in (controls.get("ablation_agreement") or {}).items())
-    rows.append(f"<tr><td>circuit loss by ablation</td><td>{agreement}</td></tr></table>")
+    rows = ["<h3>pruning controls</h3><table><tr><th>control</th><th>result</th><th>status</th></tr>"]
+    for name, check in checks.items():
+        status = (
+            f"<span class='warning'>warning: {escape(check['reason'])}</span>"
+            if check["status"] == WARNING
+            else f"<span class='{PASS}'>ok</span>"
+        )
+        rows.append(f"<tr><td>{escape(LABELS[name])}</td><td>{escape(check['result'])}</td><td>{status}</td></tr>")
+    rows.append("</table>")
     return "\n".join(rows)
 
 

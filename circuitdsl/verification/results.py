@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from circuitdsl.spec.serialize import SCHEMA_VERSION
+from circuitdsl.verification.controls import judge_controls
 from circuitdsl.verification.verdict import FAIL, INCONCLUSIVE, PASS, Verdict
 
 
@@ -133,6 +134,8 @@ def _hypothesis_json(h: HypothesisResult, strict: bool) -> dict:
         "failed": h.failed(strict),
         "circuit": h.circuit,
         "controls": h.controls,
+        # Judged from the controls on writing, so a reader needs no thresholds of its own.
+        "control_checks": judge_controls(h.controls, h.circuit),
         "picture": h.picture,
         "picture_svg": h.picture_svg,
         "bridges": h.bridges,

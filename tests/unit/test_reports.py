@@ -1,0 +1,113 @@
+"""What people read, rendered from plain results (no torch): control statuses."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import attrs
+
+from rich.console import Console
+
+from circuitdsl.report.circuits import circuit_tables
+from circuitdsl.report.verdicts import evidence_lines, to_html
+from circuitdsl.verification.controls import OK, WARNING, control_warnings, judge_controls
+from circuitdsl.verification.results import ClaimResult, FileResult, HypothesisResult, from_json, to_json
+from circuitdsl.verification.verdict import PASS, Verdict
+
+CIRCUIT = {
+    "method": "learned", "ablation": "mean", "target": 0.15, "reached": True, "loss": 0.145,
+    "calibrated_loss": 0.14, "logit_scale": 1.0, "accuracy": 0.97, "node_count": 40, "edge_count": 60,
+    "total_nodes": 1200, "per_layer": {"0": 25, "1": 15}, "per_site": {}, "nodes": [f"0.mlp.post_act[{i}]" for i in range(40)],
+    "edges": [], "roles": {},
+}
+
+
+def controls(**changes) -> dict:
+    healthy = {
+        "identity": True,
+        "nonsense": {"reached": False, "nodes": 300, "loss": 0.9, "full_loss": 0.7},
+        "nonsense_flag": False,
+        "random_model": {"reached": False, "nodes": 1200, "loss": 1.4, "full_loss": 1.4},
+        "minimality": {f"0.mlp.post_act[{i}]": 0.3 for i in range(40)},
+        "removable": [],
+        "ablation_agreement": {"mean": 0.145, "zero": 0.2, "resample": 0.16},
+    }
+    return {**healthy, **changes}
+
+
+# ---------------------------------------------------------------- controls
+
+
+def test_healthy_controls_are_all_ok():
+    checks = judge_controls(controls(), CIRCUIT)
+    assert list(checks) == ["identity", "nonsense", "random_model", "minimality", "ablation_agreement"]
+    assert {c["status"] for c in checks.values()} == {OK}
+    assert control_warnings(controls(), CIRCUIT) == []
+
+
+def test_the_issue_s_controls_warn_each_with_its_reason():
+    # Zero ablation 2.18 and resample 1.13 against 0.145 for mean; 10 removable nodes of 40.
+    bad = controls(
+        ablation_agreement={"mean": 0.145, "zero": 2.18, "resample": 1.13},
+        removable=[f"0.mlp.post_act[{i}]" for i in range(10)],
+        random_model={"reached": True, "nodes": 50, "loss": 0.14, "full_loss": 1.4},
+        nonsense={"reached": True, "nodes": 44, "loss": 0.1, "full_loss": 0.7},
+        nonsense_flag=True,
+    )
+    checks = judge_controls(bad, CIRCUIT)
+    assert {name for name, c in checks.items() if c["status"] == WARNING} == {"nonsense", "random_model", "minimality", "ablation_agreement"}
+    assert "zero 2.180, resample 1.130" in checks["ablation_agreement"]["reason"]
+    assert "0.145 under mean" in checks["ablation_agreement"]["reason"]
+    assert "10 of 40 nodes (25%" in checks["minimality"]["reason"]
+
+
+def test_thresholds_sit_where_they_are_documented():
+    # Two removable nodes of 40 is 5%: not over it. Three is.
+    two = judge_controls(controls(removable=["a", "b"]), CIRCUIT)["minimality"]
+    three = judge_controls(controls(removable=["a", "b", "c"]), CIRCUIT)["minimality"]
+    assert (two["status"], three["status"]) == (OK, WARNING)
+    # Twice the circuit's own loss is the line; a loss under the target never warns.
+    at = judge_controls(controls(ablation_agreement={"mean": 0.145, "zero": 0.29}), CIRCUIT)["ablation_agreement"]
+    over = judge_controls(controls(ablation_agreement={"mean": 0.145, "zero": 0.3}), CIRCUIT)["ablation_agreement"]
+    low = judge_controls(controls(ablation_agreement={"mean": 0.01, "zero": 0.1}), CIRCUIT)["ablation_agreement"]
+    assert (at["status"], over["status"], low["status"]) == (OK, WARNING, OK)
+
+
+def test_no_controls_judge_nothing():
+    assert judge_controls(None, CIRCUIT) == {}
+
+
+def prune_report(ctrl: dict) -> dict:
+    return {"prune": "p", "task": "t", "circuit": CIRCUIT, "baseline": None, "controls": ctrl, "full_loss": 0.05, "empty_loss": 2.0}
+
+
+def render(renderables, width: int = 80, terminal: bool = False) -> str:
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=terminal, color_system=None)
+    for r in renderables:
+        console.print(r)
+    return out.getvalue()
+
+
+def test_prune_table_shows_each_control_s_status():
+    text = render(circuit_tables(prune_report(controls(removable=[f"n{i}" for i in range(10)]))), width=400)
+    assert "minimality (drop one node)" in text and "warning: 10 of 40 nodes (25%" in text
+    assert "ablation agreement" in text and "mean 0.145, zero 0.200, resample 0.160" in text
+
+
+def test_control_warnings_show_in_evidence_lines_json_and_html():
+    v = Verdict("size.nodes", "nodes <= 40", "size", 40, "<= 40", PASS, None, {})
+    seed = {"seed": 0, "model_key": "a" * 20, "circuit_key": "b" * 20, "model_cached": True, "circuit_cached": False, "seconds": {}}
+    bad = controls(ablation_agreement={"mean": 0.145, "zero": 2.18, "resample": 1.13})
+    run = HypothesisResult("h", "p", "t", (ClaimResult(v, 1, 1, PASS, False),), CIRCUIT, bad, {"seeds": [seed]})
+    lines = [line.plain for line in evidence_lines(run)]
+    assert any(line.startswith("  warning: pruning control ablation agreement: the circuit's loss under zero 2.180") for line in lines)
+    document = to_json(FileResult("x.circ", (run,)))
+    checks = document["hypotheses"][0]["control_checks"]
+    assert checks["ablation_agreement"]["status"] == WARNING and checks["minimality"]["status"] == OK
+    [again] = from_json(json.loads(json.dumps(document)))
+    html = to_html([again])
+    assert "<td>ablation agreement</td>" in html and "warning: the circuit&#x27;s loss under zero 2.180" in html
+    healthy = to_html([FileResult("x.circ", (attrs.evolve(run, controls=controls()),))])
+    assert "warning: the circuit" not in healthy and "<span class='PASS'>ok</span>" in healthy
