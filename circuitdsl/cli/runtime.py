@@ -98,6 +98,7 @@ def train(
         from circuitdsl.build.models import TrainingFailed, ensure_model
         from circuitdsl.cli.progress import training_progress
         from circuitdsl.report.circuits import model_table
+        from circuitdsl.report.width import print_wide
         from circuitdsl.spec.plan import plan_training
 
         torch_device, cache = runtime_setup(threads, device, cache_dir)
@@ -120,7 +121,7 @@ def train(
         else:
             for report in reports:
                 if report["ok"]:
-                    stdout.print(model_table(report))
+                    print_wide(stdout, model_table(report))
     raise typer.Exit(ExitCode.FAILED if failed else ExitCode.OK)
 
 
@@ -236,6 +237,7 @@ def prune(
         from circuitdsl.build.models import ensure_model
         from circuitdsl.cli.progress import stage_progress, training_progress
         from circuitdsl.report.circuits import circuit_tables
+        from circuitdsl.report.width import print_wide
         from circuitdsl.spec.plan import plan_pruning, plan_training
         from circuitdsl.verification.controls import judge_controls
         from circuitdsl.verification.run import write_circuit_files
@@ -262,7 +264,7 @@ def prune(
         else:
             for report in reports:
                 for renderable in circuit_tables(report):
-                    stdout.print(renderable)
+                    print_wide(stdout, renderable)
     raise typer.Exit(ExitCode.FAILED if failed else ExitCode.OK)
 
 
@@ -326,12 +328,12 @@ def verify(
 
 
 def render_results(result) -> None:
-    from circuitdsl.report.verdicts import evidence_lines, hypothesis_table
+    from circuitdsl.report.verdicts import evidence_lines, print_hypothesis
 
     for run in result.hypotheses:
-        stdout.print(hypothesis_table(run))
+        print_hypothesis(stdout, run)
         for line in evidence_lines(run):
-            stdout.print(line)
+            stdout.print(line, soft_wrap=True)
         if run.picture:
             stdout.print(f"  circuit picture: {run.picture}\n")
 

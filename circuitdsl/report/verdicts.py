@@ -13,12 +13,14 @@ import math
 from html import escape
 from typing import Sequence
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from circuitdsl.report.width import natural_width, print_wide
 from circuitdsl.verification.controls import LABELS, WARNING, control_warnings, judge_controls
 from circuitdsl.verification.results import ClaimResult, FileResult, HypothesisResult
-from circuitdsl.verification.verdict import FAIL, INCONCLUSIVE, PASS
+from circuitdsl.verification.verdict import FAIL, INCONCLUSIVE, PASS, Verdict
 
 STYLE = {PASS: "bold green", FAIL: "bold red", INCONCLUSIVE: "bold yellow"}
 
@@ -47,34 +49,97 @@ def status_text(claim: ClaimResult) -> Text:
     return text
 
 
-def hypothesis_table(run: HypothesisResult) -> Table:
-    seeds = len(run.record["seeds"])
-    table = Table(
-        title=f"hypothesis `{run.name}` on `{run.prune}` (task `{run.task}`)",
-        title_justify="left",
-        show_lines=False,
-    )
-    table.add_column("claim", overflow="fold", max_width=60)
-    table.add_column("measured", justify="right")
-    table.add_column("interval", justify="right")
-    table.add_column("threshold", justify="right")
-    table.add_column("verdict")
-    if seeds > 1:
-        table.add_column("seeds held", justify="right")
-    for claim in run.claims:
-        v = claim.verdict
-        row = [v.claim, fmt_number(v.measured), fmt_interval(v.interval), v.threshold, status_text(claim)]
-        if seeds > 1:
-            row.append(f"{claim.held}/{claim.seeds}")
-        table.add_row(*row)
+#: Evidence keys holding the metric without and with the change, per claim kind.
+_BEFORE_AFTER = (("unablated", "ablated"), ("unchanged", "intervened"))
+
+
+def before_after(verdict: Verdict) -> tuple[float, float] | None:
+    """The metric before and after the change, for a claim that bounds a change (`drops by`, `rises by`)."""
+    if not verdict.threshold.startswith(("drops by", "rises by")):
+        return None
+    evidence = verdict.evidence or {}
+    for before, after in _BEFORE_AFTER:
+        if isinstance(evidence.get(before), dict) and isinstance(evidence.get(after), dict):
+            return evidence[before]["value"], evidence[after]["value"]
+    if isinstance(evidence.get("unchanged_task"), dict) and evidence.get("variant_metric") is not None:
+        return evidence["unchanged_task"]["value"], evidence["variant_metric"]
+    return None
+
+
+def measured_text(verdict: Verdict) -> str:
+    """The measured value; for a change, with the metric before and after it: ``0.420 (0.980 -> 0.560)``."""
+    shown = fmt_number(verdict.measured)
+    pair = before_after(verdict) if verdict.measured is not None else None
+    if pair is not None:
+        shown += f" ({fmt_number(pair[0])} -> {fmt_number(pair[1])})"
+    return shown
+
+
+def _title(run: HypothesisResult) -> str:
+    return f"hypothesis `{run.name}` on `{run.prune}` (task `{run.task}`)"
+
+
+def _caption(run: HypothesisResult) -> str:
     first, circuit = run.record["seeds"][0], run.circuit
-    table.caption = (
+    return (
         f"circuit: {circuit['node_count']} nodes, {circuit['edge_count']} edges, loss {circuit['loss']:.3f} "
         f"(target {circuit['target']:g}); model {first['model_key'][:10]}"
         f"{' (cached)' if first['model_cached'] else ''}, circuit {first['circuit_key'][:10]}"
         f"{' (cached)' if first['circuit_cached'] else ''}"
     )
+
+
+def hypothesis_table(run: HypothesisResult, *, fold_claims: bool = True) -> Table:
+    """Every claim in a row. ``fold_claims=False`` never folds a claim's text (the table is then as wide as it needs)."""
+    seeds = len(run.record["seeds"])
+    table = Table(title=_title(run), title_justify="left", show_lines=False)
+    if fold_claims:
+        table.add_column("claim", overflow="fold", max_width=60)
+    else:
+        table.add_column("claim", no_wrap=True)
+    table.add_column("measured", justify="right", no_wrap=True)
+    table.add_column("interval", justify="right", no_wrap=True)
+    table.add_column("threshold", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    if seeds > 1:
+        table.add_column("seeds held", justify="right")
+    for claim in run.claims:
+        v = claim.verdict
+        row = [v.claim, measured_text(v), fmt_interval(v.interval), v.threshold, status_text(claim)]
+        if seeds > 1:
+            row.append(f"{claim.held}/{claim.seeds}")
+        table.add_row(*row)
+    table.caption = _caption(run)
     return table
+
+
+def hypothesis_lines(run: HypothesisResult) -> list[Text]:
+    """The compact layout of the same table, for a narrow terminal: a claim per line, its figures below it."""
+    seeds = len(run.record["seeds"])
+    lines = [Text(_title(run), style="italic")]
+    for claim in run.claims:
+        v = claim.verdict
+        lines.append(Text.assemble("  ", status_text(claim), "  ", v.claim))
+        figures = [f"measured {measured_text(v)}"]
+        if v.interval:
+            figures.append(f"interval {fmt_interval(v.interval)}")
+        figures.append(f"threshold {v.threshold}")
+        if seeds > 1:
+            figures.append(f"seeds held {claim.held}/{claim.seeds}")
+        lines.append(Text("      " + "  ".join(figures), style="dim"))
+    lines.append(Text(_caption(run), style="dim"))
+    return lines
+
+
+def print_hypothesis(console: Console, run: HypothesisResult) -> None:
+    """The table at its natural width when output is not a terminal (a log wraps nothing); on a
+    terminal the table when it fits, else the compact layout, never a claim folded over lines."""
+    table = hypothesis_table(run, fold_claims=False)
+    if not console.is_terminal or natural_width(console, table) <= console.width:
+        print_wide(console, table)
+    else:
+        for line in hypothesis_lines(run):
+            console.print(line, soft_wrap=True)
 
 
 def evidence_lines(run: HypothesisResult) -> list[Text]:
@@ -109,7 +174,7 @@ table { border-collapse: collapse; margin: 1em 0; } td, th { padding: 4px 10px; 
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, .claim { font-family: ui-monospace, monospace; font-size: 13px; }
 .PASS { color: #0a7d28; font-weight: bold; } .FAIL { color: #c0152b; font-weight: bold; } .INCONCLUSIVE { color: #a66b00; font-weight: bold; }
-.vacuous, .warning { color: #a66b00; } .picture { overflow-x: auto; border: 1px solid #ddd; padding: 8px; }
+.vacuous, .warning { color: #a66b00; } .before-after { color: #666; } .picture { overflow-x: auto; border: 1px solid #ddd; padding: 8px; }
 .curves { display: flex; flex-wrap: wrap; gap: 16px; }
 """
 
@@ -136,9 +201,11 @@ def _hypothesis_html(run: HypothesisResult, strict: bool) -> str:
     for claim in run.claims:
         v = claim.verdict
         vac = " <span class='vacuous'>vacuous</span>" if claim.vacuous else ""
+        pair = before_after(v) if v.measured is not None else None
+        change = f" <span class='before-after'>({fmt_number(pair[0])} &rarr; {fmt_number(pair[1])})</span>" if pair else ""
         out.append(
             f"<tr id='{escape(run.name)}.{escape(claim.id)}'><td><code>{escape(claim.id)}</code></td>"
-            f"<td class='claim'>{escape(v.claim)}</td><td class='num'>{fmt_number(v.measured)}</td>"
+            f"<td class='claim'>{escape(v.claim)}</td><td class='num'>{fmt_number(v.measured)}{change}</td>"
             f"<td class='num'>{fmt_interval(v.interval)}</td><td class='num'>{escape(v.threshold)}</td>"
             f"<td class='{claim.status}'>{claim.status}{vac}</td><td class='num'>{claim.held}/{claim.seeds}</td></tr>"
         )

@@ -144,8 +144,8 @@ class _Variant:
             if not_covered:
                 evidence["not_covered"] = not_covered
             said += f" (at {', '.join(self.swept)} = {point['x']}, of {len(decisions)} value(s) claimed)"
-        else:
-            evidence["variant_metric"] = point["metric"]
+        # Swept or not, the metric at the point that decided, beside the task's (the report's before -> after).
+        evidence["variant_metric"] = point["metric"]
         evidence["summary"] = said
         return Verdict(
             id=expect.id,

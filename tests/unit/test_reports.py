@@ -1,4 +1,5 @@
-"""What people read, rendered from plain results (no torch): control statuses."""
+"""What people read, rendered from plain results (no torch): control statuses, warnings,
+before -> after of a change, and tables that stay readable at 80 columns."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import attrs
 from rich.console import Console
 
 from circuitdsl.report.circuits import circuit_tables
-from circuitdsl.report.verdicts import evidence_lines, to_html
+from circuitdsl.report.verdicts import before_after, evidence_lines, measured_text, print_hypothesis, to_html
 from circuitdsl.verification.controls import OK, WARNING, control_warnings, judge_controls
 from circuitdsl.verification.results import ClaimResult, FileResult, HypothesisResult, from_json, to_json
-from circuitdsl.verification.verdict import PASS, Verdict
+from circuitdsl.verification.verdict import FAIL, PASS, Verdict
 
 CIRCUIT = {
     "method": "learned", "ablation": "mean", "target": 0.15, "reached": True, "loss": 0.145,
@@ -111,3 +112,93 @@ def test_control_warnings_show_in_evidence_lines_json_and_html():
     assert "<td>ablation agreement</td>" in html and "warning: the circuit&#x27;s loss under zero 2.180" in html
     healthy = to_html([FileResult("x.circ", (attrs.evolve(run, controls=controls()),))])
     assert "warning: the circuit" not in healthy and "<span class='PASS'>ok</span>" in healthy
+
+
+# ---------------------------------------------------------------- verify results
+
+
+def verdict(claim: str, measured, threshold: str, status=PASS, evidence=None, kind="ablate") -> ClaimResult:
+    v = Verdict(claim.split()[0] + "." + str(abs(hash(claim)) % 1000), claim, kind, measured, threshold, status, (0.4, 0.44), evidence or {})
+    return ClaimResult(v, 1 if status == PASS else 0, 1, status, False)
+
+
+ABLATE = {"unablated": {"value": 0.98, "lo": 0.97, "hi": 0.99, "n": 300}, "ablated": {"value": 0.56, "lo": 0.5, "hi": 0.6, "n": 300}}
+SEED = {"seed": 0, "model_key": "a" * 20, "circuit_key": "b" * 20, "model_cached": True, "circuit_cached": False, "seconds": {}}
+
+
+def run_result(claims, ctrl=None) -> HypothesisResult:
+    return HypothesisResult("h", "p", "def_or_call", tuple(claims), CIRCUIT, ctrl, {"seeds": [SEED]})
+
+
+def test_a_change_shows_the_metric_before_and_after():
+    drop = verdict("ablate mover -> accuracy drops by >= 0.3", 0.42, "drops by >= 0.3", evidence=ABLATE)
+    assert before_after(drop.verdict) == (0.98, 0.56)
+    assert measured_text(drop.verdict) == "0.420 (0.980 -> 0.560)"
+    moved = {"unchanged": {"value": 0.9}, "intervened": {"value": 0.3}}
+    assert before_after(verdict("intervene x = 0 -> accuracy drops by >= 0.5", 0.6, "drops by >= 0.5", evidence=moved).verdict) == (0.9, 0.3)
+    adversarial = {"unchanged_task": {"value": 0.95}, "variant_metric": 0.4}
+    assert before_after(verdict("expect accuracy drops by >= 0.25", 0.55, "drops by >= 0.25", evidence=adversarial).verdict) == (0.95, 0.4)
+
+
+def test_a_bound_on_the_metric_itself_shows_the_value_alone():
+    bound = verdict("ablate circuit -> accuracy <= 0.6", 0.56, "<= 0.6", evidence=ABLATE)
+    assert before_after(bound.verdict) is None and measured_text(bound.verdict) == "0.560"
+    unmeasured = verdict("ablate mover -> accuracy drops by >= 0.3", None, "drops by >= 0.3", status=FAIL, evidence=ABLATE)
+    assert measured_text(unmeasured.verdict) == "-"
+
+
+LONG = [
+    verdict("ablate mover -> accuracy drops by >= 0.3 when kind == \"def\" and depth == 2", 0.42, "drops by >= 0.3", evidence=ABLATE),
+    verdict("role mover : attn head in layer 0 where attends(to: token == \"(\", at: answer) > 0.5", 3, ">= 1 node", kind="role"),
+]
+
+
+def printed(run: HypothesisResult, width: int, terminal: bool) -> list[str]:
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=terminal, color_system=None)
+    print_hypothesis(console, run)
+    return out.getvalue().splitlines()
+
+
+def test_redirected_output_prints_each_claim_on_one_line_at_the_table_s_width():
+    lines = printed(run_result(LONG), width=80, terminal=False)
+    for claim in LONG:
+        [row] = [line for line in lines if claim.verdict.claim in line]
+        assert "PASS" in row
+    assert any("0.420 (0.980 -> 0.560)" in line for line in lines)
+    assert max(map(len, lines)) > 80
+
+
+def test_a_narrow_terminal_gets_a_compact_layout_with_nothing_folded():
+    lines = printed(run_result(LONG), width=80, terminal=True)
+    assert not any(line.startswith(("┏", "┃")) for line in lines), lines
+    claim_lines = [line for line in lines if line.strip().startswith("PASS")]
+    assert [line.split("PASS", 1)[1].strip() for line in claim_lines] == [c.verdict.claim for c in LONG]
+    assert any(line.strip().startswith("measured 0.420 (0.980 -> 0.560)") for line in lines)
+
+
+def test_a_wide_terminal_gets_the_table():
+    lines = printed(run_result(LONG), width=220, terminal=True)
+    assert any(line.startswith("┏") for line in lines)
+    assert sum(LONG[0].verdict.claim in line for line in lines) == 1
+
+
+def test_diagnostics_are_not_wrapped_at_80_columns(monkeypatch, tmp_path):
+    import importlib
+
+    cli = importlib.import_module("circuitdsl.cli.app")  # the module; `circuitdsl.cli.app` the attribute is the typer app
+    from circuitdsl.diagnostics import CircError
+    from circuitdsl.pipeline import check_spec
+
+    spec = tmp_path / "long.circ"
+    spec.write_text('task t { a = choice(1, 2)  prompt = "a prompt long enough to pass eighty columns ${a}"  answer = zzz_unknown }\n')
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "stderr", Console(file=out, width=80, color_system=None))
+    try:
+        check_spec(spec)
+    except CircError as err:
+        cli.print_error(err)
+    lines = out.getvalue().splitlines()
+    source = next(line for line in lines if line.startswith("1 | "))
+    carets = next(line for line in lines if line.strip().endswith("^"))
+    assert len(source) > 80 and carets.index("^") == source.index("zzz_unknown")
