@@ -157,6 +157,8 @@ def evidence_lines(run: HypothesisResult) -> list[Text]:
                 for p in curve
             )
             lines.append(Text.assemble(("    curve ", "dim"), points))
+        for warning in evidence.get("warnings") or ():
+            lines.append(Text.assemble(("    warning: ", "yellow"), str(warning)))
         if claim.vacuous:
             control = evidence.get("control")
             lines.append(Text(f"    also holds on the untrained control model ({control}): says nothing about training", style="yellow"))
@@ -201,11 +203,12 @@ def _hypothesis_html(run: HypothesisResult, strict: bool) -> str:
     for claim in run.claims:
         v = claim.verdict
         vac = " <span class='vacuous'>vacuous</span>" if claim.vacuous else ""
+        warnings = "".join(f"<div class='warning'>warning: {escape(str(w))}</div>" for w in (v.evidence or {}).get("warnings") or ())
         pair = before_after(v) if v.measured is not None else None
         change = f" <span class='before-after'>({fmt_number(pair[0])} &rarr; {fmt_number(pair[1])})</span>" if pair else ""
         out.append(
             f"<tr id='{escape(run.name)}.{escape(claim.id)}'><td><code>{escape(claim.id)}</code></td>"
-            f"<td class='claim'>{escape(v.claim)}</td><td class='num'>{fmt_number(v.measured)}{change}</td>"
+            f"<td class='claim'>{escape(v.claim)}{warnings}</td><td class='num'>{fmt_number(v.measured)}{change}</td>"
             f"<td class='num'>{fmt_interval(v.interval)}</td><td class='num'>{escape(v.threshold)}</td>"
             f"<td class='{claim.status}'>{claim.status}{vac}</td><td class='num'>{claim.held}/{claim.seeds}</td></tr>"
         )

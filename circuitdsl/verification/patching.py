@@ -35,7 +35,7 @@ from circuitdsl.verification.arm import Arm
 from circuitdsl.verification.conditions import position_mask, uses_token
 from circuitdsl.verification.errors import VerifyError
 from circuitdsl.verification.outcomes import metric_values, paired, summary
-from circuitdsl.verification.roles import RoleBinding
+from circuitdsl.verification.roles import RoleBinding, spread_warning
 from circuitdsl.verification.samples import Samples, draw
 from circuitdsl.verification.verdict import Verdict, interval_of
 
@@ -114,8 +114,19 @@ def ablate_verdict(claim: AblateClaim, arm: Arm, roles: dict[str, RoleBinding], 
             "ablated": summary(new, hyp.confidence),
             "summary": f"{claim.outcome.metric_text} {float(ref.mean()):.3f} -> {float(new.mean()):.3f} "
             f"with {changed} node(s) {kind}-ablated, on {len(samples)} samples",
+            **_spread(claim.targets, roles, arm),
         },
     )
+
+
+def _spread(targets: tuple[str, ...], roles: dict[str, RoleBinding], arm: Arm) -> dict:
+    """A warning, for a claim on roles, when the nodes it changes reach far beyond the circuit."""
+    if targets in (("circuit",), ("complement",)):
+        return {}
+    nodes = _role_nodes(targets, roles, arm.model.config)
+    circuit = set(arm.ctx.circuit_nodes)
+    warning = spread_warning(len(nodes), len(circuit.intersection(nodes)), len(circuit))
+    return {"warnings": [warning]} if warning else {}
 
 
 def intervene_verdict(claim: InterveneClaim, arm: Arm, roles: dict[str, RoleBinding], hyp: HypothesisSpec) -> Verdict:
@@ -162,6 +173,7 @@ def intervene_verdict(claim: InterveneClaim, arm: Arm, roles: dict[str, RoleBind
             "intervened": summary(new, hyp.confidence),
             "summary": f"{claim.outcome.metric_text} {float(ref.mean()):.3f} -> {float(new.mean()):.3f} "
             f"with {len(nodes)} node(s) set, on {len(samples)} samples",
+            **_spread((claim.role,), roles, arm),
         },
     )
 

@@ -46,6 +46,12 @@ KIND_SITES = {
 }
 #: Roles in a cycle get this many rounds to settle.
 MAX_ROUNDS = 32
+#: A role whose nodes outnumber those of it in the circuit by more than this, and the whole
+#: circuit too, gets a warning. A head is all its q, k and v channels (3 x d_head), of which
+#: a circuit keeps a few, so a head role always reaches past the circuit somewhat; one that
+#: changes more nodes than the circuit has, most of them outside it, makes its claims about
+#: the model around the circuit (ablating four whole heads breaks most tasks), not about it.
+SPREAD_RATIO = 4
 _COMPARISONS = ("<", "<=", ">", ">=", "==", "!=", "in")
 
 
@@ -59,6 +65,10 @@ class RoleBinding:
     parts: dict[str, list[dict]] = field(default_factory=dict)
     #: Why the role could not be decided, when it could not (a measurement error, an unsettled cycle).
     problem: str | None = None
+    #: Set once solved: the nodes an ablation or intervention of the role changes, and how many are in the circuit.
+    changes: int = 0
+    changes_in_circuit: int = 0
+    circuit_size: int = 0
 
     def nodes(self, config) -> tuple[str, ...]:
         """The nodes to ablate or patch for the bound units: a head is all its q/k/v channels."""
@@ -79,6 +89,10 @@ class RoleBinding:
             out["problem"] = self.problem
         if self.bound:
             out["summary"] = f"binds {', '.join(self.bound)}"
+            out["changes"] = {"nodes": self.changes, "in_circuit": self.changes_in_circuit}
+        warnings = self.warnings()
+        if warnings:
+            out["warnings"] = warnings
         else:
             out["closest"] = self.closest(closest)
             near = out["closest"][0] if out["closest"] else None
@@ -89,6 +103,21 @@ class RoleBinding:
             )
             if self.unsure:
                 out["summary"] += f"; unsure: {', '.join(self.unsure)}"
+        return out
+
+    def warnings(self) -> list[str]:
+        """What makes the role say less than it seems to: a predicate that rules nothing out,
+        and nodes that reach far beyond the circuit."""
+        out = []
+        if self.decl.where is not None and len(self.candidates) > 1 and len(self.bound) == len(self.candidates):
+            kind = " ".join(self.decl.kind)
+            out.append(
+                f"binds every one of its {len(self.candidates)} candidates ({kind}s of the circuit in its layers): "
+                "its `where` rules none out"
+            )
+        spread = spread_warning(self.changes, self.changes_in_circuit, self.circuit_size)
+        if self.bound and spread:
+            out.append(f"ablating or setting it {spread}")
         return out
 
     def closest(self, k: int) -> list[dict]:
@@ -111,6 +140,17 @@ class RoleBinding:
             }
             for unit in ranked
         ]
+
+
+def spread_warning(changed: int, in_circuit: int, circuit_size: int) -> str | None:
+    """``changes N nodes, only M of them in the circuit ...`` when N is over SPREAD_RATIO times M
+    and over the circuit's size."""
+    if changed <= SPREAD_RATIO * in_circuit or changed <= circuit_size:
+        return None
+    return (
+        f"changes {changed} nodes, only {in_circuit} of them in the circuit of {circuit_size} (a head is all its "
+        "q, k and v channels), so the claim is mostly about nodes the circuit does not need"
+    )
 
 
 def unit_layer(unit: str) -> int:
@@ -206,6 +246,11 @@ class RoleSolver:
                 self._bind(name)
                 done.add(name)
             pending = [r for r in pending if r not in done]
+        circuit = set(self.arm.ctx.circuit_nodes)
+        for binding in self.bindings.values():
+            changed = binding.nodes(self.config)
+            binding.changes, binding.changes_in_circuit = len(changed), len(circuit.intersection(changed))
+            binding.circuit_size = len(circuit)
         return self.bindings
 
     def _fixpoint(self, names: list[str]) -> None:

@@ -268,3 +268,32 @@ def test_the_same_inputs_give_the_same_verdicts_and_another_seed_other_samples()
     other = [v.to_json() for v in verify_hypothesis(hyp, _context(seed=1))]
     assert first == again
     assert first != other
+
+
+def test_a_role_whose_where_rules_out_no_candidate_warns_and_one_without_where_does_not(verdicts):
+    every = _claim(verdicts, "role any_head ")  # both heads of the circuit read the stream
+    assert any(w.startswith("binds every one of its 2 candidates") for w in every.evidence["warnings"])
+    # `stream` binds every candidate too, but by declaration: it has no `where`.
+    assert "warnings" not in _claim(verdicts, "role stream ").evidence
+    assert "warnings" not in _claim(verdicts, "role quote_in ").evidence  # three of four
+
+
+def test_a_role_reaching_far_past_the_circuit_warns_on_the_role_and_its_ablation(verdicts):
+    # copier is head 0: 12 q/k/v channels, 2 in a circuit of 10.
+    copier = _claim(verdicts, "role copier ")
+    assert copier.evidence["changes"] == {"nodes": 12, "in_circuit": 2}
+    assert any("changes 12 nodes, only 2 of them in the circuit of 10" in w for w in copier.evidence["warnings"])
+    ablation = _claim(verdicts, "ablate copier")
+    assert any("changes 12 nodes" in w for w in ablation.evidence["warnings"])
+    # One value channel, in the circuit: nothing to say.
+    assert "warnings" not in _claim(verdicts, "role noise_v ").evidence
+    assert "warnings" not in _claim(verdicts, "ablate noise_v").evidence
+    assert "warnings" not in _claim(verdicts, "ablate circuit").evidence
+
+
+def test_spread_warning_thresholds():
+    from circuitdsl.verification.roles import spread_warning
+
+    assert spread_warning(192, 9, 40) is not None  # the four layer-0 heads
+    assert spread_warning(36, 9, 40) is None  # 4x its circuit nodes, no more
+    assert spread_warning(48, 3, 60) is None  # a head, in a circuit larger than it

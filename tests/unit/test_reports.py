@@ -202,3 +202,25 @@ def test_diagnostics_are_not_wrapped_at_80_columns(monkeypatch, tmp_path):
     source = next(line for line in lines if line.startswith("1 | "))
     carets = next(line for line in lines if line.strip().endswith("^"))
     assert len(source) > 80 and carets.index("^") == source.index("zzz_unknown")
+def test_warnings_show_in_evidence_lines_json_and_html():
+    warned = verdict(
+        "role mover : attn head in layer 0 where reads(x)", 4, ">= 1 node", kind="role",
+        evidence={"summary": "binds 0.attn.h0, 0.attn.h1", "warnings": ["binds every one of its 4 candidates"]},
+    )
+    bad = controls(ablation_agreement={"mean": 0.145, "zero": 2.18, "resample": 1.13})
+    run = run_result([warned], bad)
+    lines = [line.plain for line in evidence_lines(run)]
+    assert "    warning: binds every one of its 4 candidates" in lines
+    assert any(line.startswith("  warning: pruning control ablation agreement: the circuit's loss under zero 2.180") for line in lines)
+    document = to_json(FileResult("x.circ", (run,)))
+    checks = document["hypotheses"][0]["control_checks"]
+    assert checks["ablation_agreement"]["status"] == WARNING and checks["minimality"]["status"] == OK
+    # A saved document reads back and renders the same.
+    [again] = from_json(json.loads(json.dumps(document)))
+    html = to_html([again])
+    assert "warning: binds every one of its 4 candidates" in html
+    assert "<td>ablation agreement</td>" in html and "warning: the circuit&#x27;s loss under zero 2.180" in html
+    healthy = to_html([FileResult("x.circ", (run_result([warned], controls()),))])
+    assert "warning: the circuit" not in healthy and "<span class='PASS'>ok</span>" in healthy
+
+
