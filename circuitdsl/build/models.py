@@ -88,7 +88,8 @@ def ensure_model(
         return TrainedModel(plan, trained[0], trained[1], written.record, cached=False)
 
 
-def _train(plan: TrainPlan, device: torch.device, progress: Progress | None):
+def run_training(plan: TrainPlan, device: torch.device, progress: Progress | None = None):
+    """Train ``plan`` as it says, with no cache and no judgement: (model, tokenizer, TrainResult)."""
     tokenizer = tokenizer_for(plan)
     context = plan.model["context"]
     model = build_model(plan, tokenizer)
@@ -99,6 +100,21 @@ def _train(plan: TrainPlan, device: torch.device, progress: Progress | None):
     config = TrainConfig(**plan.train)
     result = train(model, config, batches, eval_set, device=device, progress=progress)
     model.to("cpu").eval()
+    return model, tokenizer, result
+
+
+#: `circ train --quick` trains this share of the recipe's steps...
+QUICK_SHARE = 0.1
+#: ...but at least this many (fewer says little even about a tiny task), and never more than the recipe.
+QUICK_MIN_STEPS = 50
+
+
+def quick_steps(steps: int) -> int:
+    return min(steps, max(QUICK_MIN_STEPS, round(steps * QUICK_SHARE)))
+
+
+def _train(plan: TrainPlan, device: torch.device, progress: Progress | None):
+    model, tokenizer, result = run_training(plan, device, progress)
     if result.stopped is not None:
         raise TrainingFailed(f"training of `{plan.name}` stopped: {result.stopped}", result)
     if result.collapsed:

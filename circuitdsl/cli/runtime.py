@@ -72,10 +72,18 @@ def train(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the train block's seed."),
     retrain: bool = typer.Option(False, "--retrain", help="Train even when the cache has the model."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Train a tenth of the recipe (at least 50 steps), cache nothing, and say per task whether it is being learned."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout when done."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (for CI logs)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train the weight-sparse model of each `train` block, or reuse it from the cache.
+
+    With --quick, a preview before a full run: a tenth of the recipe's steps
+    (at least 50), nothing read from or written to the cache, and per task the
+    held-out accuracy and loss against chance with a verdict: [green]learning[/]
+    (loss at most half of chance's), [yellow]not yet[/], or [red]at chance[/].
 
     The cache key is a hash of everything that decides the weights (model,
     recipe, tasks, vocabulary, seed), so a second run returns at once and an
@@ -85,7 +93,8 @@ def train(
 
     [bold]Example[/]: circ train specs/bracket_depth.circ
 
-    Exit codes: 0 trained, 1 training diverged or collapsed, 3 internal error, 4 invalid spec or usage.
+    Exit codes: 0 trained, 1 training diverged or collapsed (with --quick: some task
+    at chance), 3 internal error, 4 invalid spec or usage.
     """
     with boundary():
         spec = check_spec(file)
@@ -102,6 +111,8 @@ def train(
         from circuitdsl.spec.plan import plan_training
 
         torch_device, cache = runtime_setup(threads, device, cache_dir)
+        if quick:
+            raise typer.Exit(_quick(spec, names, seed, torch_device, as_json, quiet))
         reports, failed = [], False
         for name in names:
             plan = plan_training(spec.tasks, spec.vocab, spec.trains[name], seed=seed)
@@ -123,6 +134,43 @@ def train(
                 if report["ok"]:
                     print_wide(stdout, model_table(report))
     raise typer.Exit(ExitCode.FAILED if failed else ExitCode.OK)
+
+
+def _quick(spec, names: list[str], seed: Optional[int], torch_device, as_json: bool, quiet: bool) -> ExitCode:
+    """`circ train --quick`: a short run of each block, judged per task; nothing is cached."""
+    import math
+
+    from circuitdsl.build.models import quick_steps, run_training
+    from circuitdsl.cli.progress import training_progress
+    from circuitdsl.report.circuits import AT_CHANCE, learning_gain, learning_verdict, quick_table
+    from circuitdsl.report.width import print_wide
+    from circuitdsl.spec.plan import plan_training
+
+    reports, failed = [], False
+    for name in names:
+        block = spec.trains[name]
+        plan = plan_training(spec.tasks, spec.vocab, block, steps=quick_steps(block.steps), seed=seed)
+        with training_progress(stderr, f"train {name} (quick)", quiet or as_json) as progress:
+            _, _, result = run_training(plan, torch_device, progress)
+        tasks = {}
+        for task, m in result.final.items():
+            metrics = {"accuracy": m.accuracy, "loss": m.loss, "chance_loss": m.chance_loss, "examples": m.examples}
+            metrics["chance_accuracy"] = math.exp(-m.chance_loss)
+            metrics["from_chance"] = learning_gain(metrics)
+            metrics["verdict"] = learning_verdict(metrics)
+            tasks[task] = metrics
+        report = {
+            "train": name, "steps": result.steps_done, "recipe_steps": block.steps, "seconds": result.seconds,
+            "stopped": result.stopped, "tasks": tasks,
+        }
+        report["ok"] = result.stopped is None and all(t["verdict"] != AT_CHANCE for t in tasks.values())
+        failed |= not report["ok"]
+        reports.append(report)
+        if not as_json:
+            print_wide(stdout, quick_table(report))
+    if as_json:
+        sys.stdout.write(json.dumps({"schema_version": SCHEMA_VERSION, "quick": True, "models": reports}, indent=2) + "\n")
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 def _model_report(name: str, key: str, trained, cache) -> dict:

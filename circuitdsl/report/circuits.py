@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.markup import escape
 from rich.table import Table
 
@@ -19,6 +21,58 @@ def model_table(report: dict) -> Table:
         table.add_row(task, f"{m['accuracy']:.1%}", f"{m['loss']:.4f}", str(m["examples"]))
     densities = sorted(set(round(d, 6) for d in report["density"].values()))
     table.caption = f"weight density of sparsified matrices: {', '.join(f'{d:.4g}' for d in densities)}; saved in {report['path']}"
+    return table
+
+
+#: Verdicts of `circ train --quick`, per task, from how far the held-out metrics have come
+#: from chance (guessing uniformly among the task's n answers: loss ln(n), accuracy 1/n)
+#: towards perfect: the larger of 1 - loss / chance loss and the accuracy's share of the
+#: way from 1/n to 1.
+LEARNING, NOT_YET, AT_CHANCE = "learning", "not yet", "at chance"
+#: Under this the task is at chance: loss at 0.9x chance's or more is the runtime's own test
+#: for a collapsed task, and an accuracy so little above chance says no more.
+AT_CHANCE_GAIN = 0.1
+#: At or over it the task is being learned: halfway from chance in a tenth of the recipe,
+#: so the full run can be expected to finish the job.
+LEARNING_GAIN = 0.5
+
+
+def learning_gain(metrics: dict) -> float:
+    """How far one task's ``loss`` and ``accuracy`` have come from chance towards perfect (0 to 1)."""
+    chance_loss = metrics["chance_loss"]
+    if chance_loss <= 0:  # one possible answer: nothing to learn
+        return 1.0
+    chance_accuracy = math.exp(-chance_loss)
+    by_loss = 1 - metrics["loss"] / chance_loss
+    by_accuracy = (metrics["accuracy"] - chance_accuracy) / (1 - chance_accuracy)
+    return max(by_loss, by_accuracy)
+
+
+def learning_verdict(metrics: dict) -> str:
+    """``learning``, ``not yet`` or ``at chance``, from one task's held-out metrics."""
+    gain = learning_gain(metrics)
+    return AT_CHANCE if gain < AT_CHANCE_GAIN else LEARNING if gain >= LEARNING_GAIN else NOT_YET
+
+
+def quick_table(report: dict) -> Table:
+    """`circ train --quick`: per task, held-out accuracy and loss against chance, and a verdict."""
+    title = (
+        f"quick check of `{report['train']}`: {report['steps']} of {report['recipe_steps']} steps in "
+        f"{report['seconds']:.1f} s (not cached)"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("task", "held-out accuracy", "chance", "loss", "chance loss", "from chance", "verdict"):
+        table.add_column(column, justify="left" if column in ("task", "verdict") else "right")
+    style = {LEARNING: "green", NOT_YET: "yellow", AT_CHANCE: "red"}
+    for task, m in report["tasks"].items():
+        table.add_row(
+            task, f"{m['accuracy']:.1%}", f"{m['chance_accuracy']:.1%}", f"{m['loss']:.3f}", f"{m['chance_loss']:.3f}",
+            f"{max(0.0, learning_gain(m)):.0%}", f"[{style[m['verdict']]}]{m['verdict']}[/]",
+        )
+    if report.get("stopped"):
+        table.caption = f"[red]stopped:[/] {escape(report['stopped'])}"
+    else:
+        table.caption = f"learning: {LEARNING_GAIN:.0%}+ of the way from chance; at chance: under {AT_CHANCE_GAIN:.0%}"
     return table
 
 

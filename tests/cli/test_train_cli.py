@@ -114,3 +114,43 @@ def test_cache_ls_and_clear(trained, cache):
     assert [(e["kind"], e["key"], e["valid"]) for e in listed["entries"]] == [("models", key, True)]
     assert run("cache", "clear", "--cache-dir", str(cache)).exit_code == 0
     assert json.loads(run("cache", "ls", "--cache-dir", str(cache), "--json").stdout)["entries"] == []
+
+
+QUICK = f"""
+import "{ROOT}/specs/tasks/quote_close.circ"
+vocab {{ chars = printable }}
+model m {{ layers = 1  d_model = 16  heads = 2  d_head = 8  d_mlp = 32  context = 40  density = 0.25 }}
+train learns {{ model = m  tasks = quote_close  steps = 600  batch = 32  lr = 0.02  eval_examples = 128 }}
+train too_short {{ model = m  tasks = quote_close  steps = 30  batch = 32  lr = 0.02  eval_examples = 128 }}
+"""
+
+
+def test_train_quick_says_per_task_whether_it_is_learned_and_caches_nothing(tmp_path):
+    path = tmp_path / "quick.circ"
+    path.write_text(QUICK)
+    cache = tmp_path / "cache"
+    learns = run("train", str(path), "--train", "learns", "--quick", "--cache-dir", str(cache), "--json")
+    assert learns.exit_code == 0, learns.output
+    [report] = json.loads(learns.stdout)["models"]
+    # A tenth of the recipe: 60 of 600 steps.
+    assert (report["steps"], report["recipe_steps"]) == (60, 600)
+    task = report["tasks"]["quote_close"]
+    assert task["verdict"] == "learning" and task["chance_accuracy"] == pytest.approx(0.5), task
+    assert not cache.exists() or not any(cache.rglob("*.safetensors"))
+    # 30 steps (the whole recipe: never more than it) leave the quote at chance: exit 1.
+    short = run("train", str(path), "--train", "too_short", "--quick", "--cache-dir", str(cache))
+    assert short.exit_code == ExitCode.FAILED, short.output
+    assert "30 of 30 steps" in short.stdout and "at chance" in short.stdout
+    # Progress, as plain lines: the runner's stderr is no terminal.
+    assert "train too_short (quick): 30/30 (100%)" in short.stderr
+
+
+def test_learning_verdicts_from_loss_or_accuracy_against_chance():
+    from circuitdsl.report.circuits import AT_CHANCE, LEARNING, NOT_YET, learning_verdict
+
+    two = 0.6931471805599453  # ln 2: two possible answers
+    assert learning_verdict({"loss": 0.38, "chance_loss": two, "accuracy": 1.0}) == LEARNING  # by accuracy
+    assert learning_verdict({"loss": 0.3, "chance_loss": two, "accuracy": 0.6}) == LEARNING  # by loss
+    assert learning_verdict({"loss": 0.55, "chance_loss": two, "accuracy": 0.6}) == NOT_YET
+    assert learning_verdict({"loss": 0.7, "chance_loss": two, "accuracy": 0.52}) == AT_CHANCE
+    assert learning_verdict({"loss": 0.0, "chance_loss": 0.0, "accuracy": 1.0}) == LEARNING  # one answer
