@@ -74,6 +74,7 @@ def verify_spec(
     train_progress: Callable | None = None,
     prune_progress: Callable | None = None,
     bridge_progress: Callable | None = None,
+    claim_progress: Callable | None = None,
 ) -> FileResult:
     """plans -> model -> circuit -> verdicts -> results, each hypothesis on every seed."""
     from circuitdsl.verification.run import verify_hypothesis_over_seeds
@@ -82,6 +83,7 @@ def verify_spec(
         verify_hypothesis_over_seeds(
             plan.spec, h.hypothesis, cache, device=device, seeds=plan.seeds, out=out,
             train_progress=train_progress, prune_progress=prune_progress, bridge_progress=bridge_progress,
+            claim_progress=claim_progress,
         )
         for h in plan.hypotheses
     )

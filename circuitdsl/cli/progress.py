@@ -191,3 +191,16 @@ def stage_progress(
     finally:
         reporter.close()
 
+
+
+@contextmanager
+def claim_progress(console: Console, label: str, quiet: bool = False, *, clock: Clock | None = None) -> Iterator[Callable[[int, int, str], None]]:
+    """For deciding claims: ``(claims done, claims in all, the claim being started)``."""
+    if quiet:
+        yield lambda done, total, claim: None
+        return
+    reporter = _reporter(console, label, clock)
+    try:
+        yield lambda done, total, claim: reporter.update(label, done, total, claim)
+    finally:
+        reporter.close()

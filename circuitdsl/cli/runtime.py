@@ -355,17 +355,17 @@ def verify(
         # Every file is checked and planned before anything trains: a typo in the last
         # file must not surface after minutes of training on the first.
         plans = [compile_spec(file, hypothesis=hypothesis, seeds=seeds) for file in files]
-        from circuitdsl.cli.progress import stage_progress, training_progress
+        from circuitdsl.cli.progress import claim_progress, stage_progress, training_progress
 
         torch_device, cache = runtime_setup(threads, device, cache_dir)
         results = []
         quiet = quiet or as_json
         for plan in plans:
             with training_progress(stderr, "train", quiet) as train_cb, stage_progress(stderr, "prune", quiet) as prune_cb, \
-                    stage_progress(stderr, "bridge", quiet) as bridge_cb:
+                    stage_progress(stderr, "bridge", quiet) as bridge_cb, claim_progress(stderr, "verify", quiet) as claim_cb:
                 result = verify_spec(
                     plan, cache, device=torch_device, strict=strict, out=out, train_progress=train_cb, prune_progress=prune_cb,
-                    bridge_progress=lambda done, total, info: bridge_cb("fit", done, total, info),
+                    bridge_progress=lambda done, total, info: bridge_cb("fit", done, total, info), claim_progress=claim_cb,
                 )
             print_warnings(cache)
             results.append(result)

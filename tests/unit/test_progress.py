@@ -107,3 +107,21 @@ def test_quiet_prints_nothing_and_a_terminal_gets_the_bar():
     with training_progress(console, "train t") as progress:
         progress(5, 10, _info(1.0))
     assert "━" in out.getvalue() and "(50%)" not in out.getvalue()
+
+
+def test_claims_print_one_line_each_with_the_claim_being_decided():
+    from circuitdsl.cli.progress import claim_progress
+
+    console, out = _console()
+    clock = Clock()
+    claims = ["nodes <= 40", "role opener : resid channel in layer 0", "ablate circuit -> accuracy <= 0.6"]
+    with claim_progress(console, "verify", clock=clock) as progress:
+        progress(0, 3, "binding roles")
+        for done, claim in enumerate(claims):
+            clock.now += 1
+            progress(done, 3, claim)
+        progress(3, 3, "")
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("verify: 0/3 (0%)  binding roles")
+    assert any(line.startswith("verify: 2/3 (67%)  ablate circuit -> accuracy <= 0.6") for line in lines), lines
+    assert lines[-1].startswith("verify: 3/3 (100%)")
