@@ -26,6 +26,21 @@ from circuitdsl.check.settings import INVALID, SettingsChecker
 _KINDS = ("task", "model", "train", "prune", "hypothesis")
 
 
+def merge_vocabs(parts: list[tuple[str | None, tuple[str, ...]]]) -> VocabSpec:
+    """Vocab blocks, shared first, as one: each adds the characters and tokens it names.
+
+    Characters no block names are the default, ``printable``. Order is kept (the
+    shared vocab's tokens keep their ids), and a repeat is no conflict.
+    """
+    chars: str | None = None
+    tokens: list[str] = []
+    for part_chars, part_tokens in parts:
+        if part_chars is not None:
+            chars = "".join(dict.fromkeys((chars or "") + part_chars))
+        tokens.extend(part_tokens)
+    return VocabSpec(PRINTABLE if chars is None else chars, tuple(dict.fromkeys(tokens)))
+
+
 def check_modules(modules: list[n.Module], sources: dict[str, str], root: str) -> CheckedSpec:
     """Check the modules of one program (the root file and everything it imports)."""
     return _Checker(sources).run(modules, root)
@@ -38,6 +53,8 @@ class _Checker:
         self.definitions: dict[str, tuple[str, Any]] = {}
         self.settings = SettingsChecker(self.report, self.definitions)
         self.task_analyses: dict[str, TaskAnalysis] = {}
+        #: Task -> whether it checked without error (a smaller vocab then checks it again).
+        self.task_clean: dict[str, bool] = {}
 
     def fail_if_errors(self) -> None:
         if self.report.failed:
@@ -45,7 +62,7 @@ class _Checker:
 
     def run(self, modules: list[n.Module], root: str) -> CheckedSpec:
         vocab_blocks = self.collect(modules)
-        vocab = self.vocab(vocab_blocks)
+        vocab = self.vocabs(modules, vocab_blocks)
         self.vocab_spec = vocab
         tasks = {name: self.task(block, vocab) for name, block in self.blocks("task").items()}
         models = self.resolve_all("model", self.model)
@@ -62,14 +79,15 @@ class _Checker:
 
     # ------------------------------------------------------------ definitions
 
-    def collect(self, modules: list[n.Module]) -> list[n.SettingsBlock]:
-        vocabs = []
+    def collect(self, modules: list[n.Module]) -> dict[str, list[n.SettingsBlock]]:
+        """Every definition into the one namespace; the vocab blocks by file, which the namespace does not hold."""
+        vocabs: dict[str, list[n.SettingsBlock]] = {}
         for module in modules:
             for item in module.items:
                 if isinstance(item, n.Import):
                     continue
                 if isinstance(item, n.SettingsBlock) and item.kind == "vocab":
-                    vocabs.append(item)
+                    vocabs.setdefault(module.path, []).append(item)
                     continue
                 kind = "hypothesis" if isinstance(item, n.HypothesisBlock) else item.kind
                 previous = self.definitions.get(item.name)
@@ -101,22 +119,55 @@ class _Checker:
 
     # ------------------------------------------------------------ blocks
 
-    def vocab(self, blocks: list[n.SettingsBlock]) -> VocabSpec:
-        if not blocks:
-            return VocabSpec()
-        for extra in blocks[1:]:
-            self.report.error(
-                "C0202",
-                "a program has one vocab; this is a second",
-                extra.span,
-                hint=f"merge it into the vocab at {blocks[0].span}",
-            )
-        values = self.settings.resolve("vocab", self.settings.bindings(blocks[0]), blocks[0].span, owner="vocab")
-        chars = values["chars"]
-        tokens = values["tokens"]
-        chars = PRINTABLE if chars in ("printable", INVALID) else "".join(dict.fromkeys(chars))
-        tokens = () if tokens is INVALID else tuple(dict.fromkeys(tokens))
-        return VocabSpec(chars, tokens)
+    def vocabs(self, modules: list[n.Module], blocks: dict[str, list[n.SettingsBlock]]) -> VocabSpec:
+        """The program's vocab, and the vocab each file sees (``self.file_vocabs``).
+
+        A file sees its own vocab block merged into those of the files it imports,
+        directly or not: a vocab in an importing file extends the shared one (its
+        chars and tokens added after the shared ones), while the shared file, and
+        every model trained by a train block there, keeps its own. The program's
+        vocab is what the root file sees: every block, in import order.
+        """
+        parts: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+        for path, found in blocks.items():
+            for extra in found[1:]:
+                self.report.error(
+                    "C0202",
+                    "a file has one vocab; this is a second",
+                    extra.span,
+                    hint=f"merge it into the vocab at {found[0].span}; a vocab in a file that imports this one extends it",
+                )
+            parts[path] = self.vocab_part(found[0])
+        order = [m.path for m in modules]
+        imports = {m.path: m.imports for m in modules}
+        #: File -> the vocab it sees; None for a file that sees no vocab block (it uses the program's).
+        self.file_vocabs: dict[str, VocabSpec | None] = {}
+        for path in order:
+            seen, stack = set(), [path]
+            while stack:
+                here = stack.pop()
+                if here not in seen:
+                    seen.add(here)
+                    stack.extend(imports.get(here, ()))
+            visible = [parts[p] for p in order if p in seen and p in parts]
+            self.file_vocabs[path] = merge_vocabs(visible) if visible else None
+        return merge_vocabs([parts[p] for p in order if p in parts])
+
+    def vocab_part(self, block: n.SettingsBlock) -> tuple[str | None, tuple[str, ...]]:
+        """One vocab block's characters (None when it leaves them to the vocab it extends, or to the default) and tokens."""
+        bindings = self.settings.bindings(block)
+        values = self.settings.resolve("vocab", bindings, block.span, owner="vocab")
+        chars, tokens = values["chars"], values["tokens"]
+        if "chars" not in bindings or chars is INVALID:
+            chars = None
+        elif chars == "printable":
+            chars = PRINTABLE
+        return chars, (() if tokens is INVALID else tuple(tokens))
+
+    def vocab_of(self, block) -> VocabSpec:
+        """The vocab the file declaring ``block`` sees, else the program's."""
+        path = block.span.path if block.span is not None else None
+        return self.file_vocabs.get(path) or self.vocab_spec
 
     def task(self, block: n.SettingsBlock, vocab: VocabSpec) -> TaskSpec:
         bindings = self.settings.bindings(block)
@@ -130,10 +181,12 @@ class _Checker:
                 )
         task = TaskSpec(block.name, tuple(bindings.values()), span=block.span)
         analysis = TaskAnalysis(bindings, vocab, self.report, f"task `{block.name}`")
+        before = self.report.raised
         if analysis.check():
             task = attrs.evolve(task, typing=analysis.typing())
             self.task_values(task, analysis, vocab)
         self.task_analyses[block.name] = analysis
+        self.task_clean[block.name] = self.report.raised == before
         return task
 
     def task_values(self, task: TaskSpec, analysis: TaskAnalysis, vocab: VocabSpec) -> None:
@@ -189,8 +242,32 @@ class _Checker:
                 hint=f"a smaller batch, or a smaller model than `{model.name}` (its context and width)",
             )
             return None
+        vocab = self.vocab_of(block)
+        if vocab != self.vocab_spec:
+            for task_name, _ in values["tasks"]:
+                self.check_in_vocab(task_name, vocab, name, block)
         plain = {k: values[k] for k in schema.TRAIN if k not in ("model", "tasks")}
-        return TrainSpec(name=name, model=model, mixture=values["tasks"], span=block.span, **plain)
+        return TrainSpec(name=name, model=model, mixture=values["tasks"], span=block.span, vocab=vocab, **plain)
+
+    def check_in_vocab(self, task_name: str, vocab: VocabSpec, train: str, block: n.SettingsBlock) -> None:
+        """A task was checked with the program's vocab; a train block whose file sees a smaller one
+        must tokenize its answers as single tokens and its prompts' characters all the same."""
+        analysis = self.task_analyses.get(task_name)
+        if analysis is None or not self.task_clean.get(task_name):
+            return  # its own errors are reported already
+        scratch = DiagnosticSink()
+        again = TaskAnalysis(analysis.bindings, vocab, scratch, analysis.scope)
+        if not again.check() or not check_outputs(again, vocab, scratch):
+            pass
+        elif (prompt := again.bindings.get("prompt")) is not None:
+            check_characters(again, prompt.value, vocab, scratch, "the prompt")
+        where = block.span.path if block.span is not None else "its file"
+        note = (
+            f"train `{train}` tokenizes with the vocab {where} sees (its own vocab block and those it imports), "
+            "not with vocab blocks of the files that import it"
+        )
+        for d in scratch.diagnostics:
+            self.report.error(d.code, d.message, d.span, d.hint, notes=(*d.notes, note))
 
     def check_fits(self, task_name: str, model: ModelSpec, block: n.SettingsBlock) -> None:
         analysis = self.task_analyses.get(task_name)
@@ -263,8 +340,9 @@ class _Checker:
             return None
         statements = [c for c in block.body if not isinstance(c, n.Binding)]
         errors_before = self.report.raised
+        # Token literals and adversarial variants go to the model the prune block's train block trains.
         claim_checker = ClaimChecker(
-            self.report, vocab, tasks[prune.task], prune.train.model, block.name, bridges=bridges, prune=prune,
+            self.report, prune.train.vocab or vocab, tasks[prune.task], prune.train.model, block.name, bridges=bridges, prune=prune,
             defined={k: kind for k, (kind, _) in self.definitions.items()},
         )
         claim_checker.check(statements)

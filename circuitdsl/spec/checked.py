@@ -90,6 +90,9 @@ class TrainSpec:
     loss_on: str
     eval_examples: int
     span: Span | None = span_field()
+    #: The vocab its model tokenizes with: what the file declaring the block sees (its own
+    #: vocab block merged into those of the files it imports). None: the program's.
+    vocab: VocabSpec | None = None
 
 
 @attrs.frozen

@@ -74,7 +74,13 @@ def model_kwargs(spec: ModelSpec) -> dict:
 
 
 def plan_training(tasks: dict[str, TaskSpec], vocab: VocabSpec, spec: TrainSpec, *, steps: int | None = None, seed: int | None = None) -> TrainPlan:
-    """The plan for one ``train`` block; ``steps``/``seed`` override the spec's (``--seeds``, tests)."""
+    """The plan for one ``train`` block; ``steps``/``seed`` override the spec's (``--seeds``, tests).
+
+    The model tokenizes with the train block's own vocab (what its file sees), and ``vocab``
+    (the program's) only when the block carries none: a vocab extended in an importing file
+    leaves the key of a model trained in the shared file as it was.
+    """
+    vocab = spec.vocab if spec.vocab is not None else vocab
     train = {
         "steps": steps if steps is not None else spec.steps,
         "lr": spec.lr,

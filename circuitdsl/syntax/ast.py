@@ -325,3 +325,6 @@ class Module:
     items: tuple[Item, ...]
     path: str = attrs.field(default="<string>", eq=False)
     comments: tuple[Comment, ...] = attrs.field(default=(), eq=False, repr=False)
+    #: The paths (as ``path`` shows them) of the files its imports read, set by
+    #: ``syntax.files.load_modules``: which vocab blocks a file sees follows from them.
+    imports: tuple[str, ...] = attrs.field(default=(), eq=False, repr=False)

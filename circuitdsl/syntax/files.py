@@ -216,6 +216,8 @@ class _Frame:
     file: Path
     module: n.Module
     imports: Iterator[n.Import]
+    #: The display paths of the files its imports named so far, read now or before.
+    imported: list[str] = attrs.field(factory=list)
 
 
 def load_modules(
@@ -305,10 +307,12 @@ def load_modules(
         top = stack[-1]
         item = next(top.imports, None)
         if item is None:
-            modules.append(top.module)
+            modules.append(attrs.evolve(top.module, imports=tuple(top.imported)))
             stack.pop()
             continue
-        frame = enter(top.file.parent / item.path, [f.resolved for f in stack], item)
+        target = top.file.parent / item.path
+        top.imported.append(display_path(target))
+        frame = enter(target, [f.resolved for f in stack], item)
         if frame is not None:
             stack.append(frame)
 
