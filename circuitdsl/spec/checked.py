@@ -26,7 +26,9 @@ class VocabSpec:
     @property
     def all_tokens(self) -> tuple[str, ...]:
         """Every token, single characters first, in a stable order."""
-        return tuple(self.chars) + tuple(t for t in self.tokens if t not in self.chars)
+        # A set, not the string: `"def" in chars` is a substring test, true of printable.
+        single = set(self.chars)
+        return tuple(self.chars) + tuple(t for t in self.tokens if t not in single)
 
     def is_token(self, text: str) -> bool:
         return (len(text) == 1 and text in self.chars) or text in self.tokens

@@ -119,3 +119,12 @@ def test_claims_on_a_shared_model_check_tokens_against_its_vocab(tmp_path):
     # With the token in the shared vocab, the same claim checks.
     write(tmp_path, shared=SHARED.replace('tokens = ["]]"]', 'tokens = ["]]", "def"]'))
     check_spec(tmp_path / "ext.circ")
+
+
+def test_a_token_spelled_by_consecutive_characters_is_still_a_token():
+    from circuitdsl.spec.checked import PRINTABLE, VocabSpec
+    from circuitdsl.tasks.data import make_tokenizer
+
+    vocab = VocabSpec(PRINTABLE, ("def", "]]", "d"))
+    assert vocab.all_tokens.count("def") == 1 and vocab.all_tokens.count("d") == 1
+    assert len(make_tokenizer(vocab).encode("def f(a)")) == 6
