@@ -157,8 +157,13 @@ def train(
     *,
     device: str | torch.device = "cpu",
     progress: Progress | None = None,
+    stop_after: int | None = None,
 ) -> TrainResult:
     """Train ``model`` in place for ``config.steps`` steps drawn from ``batches``.
+
+    With ``stop_after``, only the first ``stop_after`` steps of that schedule run
+    (learning rate and density as in the full run), then the held-out evaluation:
+    the start of the full run, bit for bit, to preview whether a task is learned.
 
     On a non-finite loss, training stops, the weights roll back to the last
     snapshot, and the result's ``stopped`` says where; the caller decides
@@ -178,7 +183,8 @@ def train(
     stream: Iterator[Batch] = iter(batches)
     recent: list[float] = []
     last: dict = {}
-    for step in range(config.steps):
+    final_step = config.steps if stop_after is None else max(1, min(stop_after, config.steps))
+    for step in range(final_step):
         density = density_schedule(step, config.steps, mc.density, *config.anneal)
         lr = sharkfin_lr(step, config.steps, config.lr, config.warmup, density, mc.density)
         for group in optimizer.param_groups:
@@ -204,7 +210,7 @@ def train(
         if result.steps_done % config.snapshot_every == 0:
             snapshot = _snapshot(model)
         done = result.steps_done
-        if done % config.eval_every == 0 or done == config.steps:
+        if done % config.eval_every == 0 or done == final_step:
             metrics = evaluate(model, eval_set)
             last = {
                 "step": done,
@@ -221,7 +227,7 @@ def train(
             elapsed = time.perf_counter() - started
             progress(
                 result.steps_done,
-                config.steps,
+                final_step,
                 {
                     "loss": loss.item(),
                     "density": density,

@@ -88,8 +88,9 @@ def ensure_model(
         return TrainedModel(plan, trained[0], trained[1], written.record, cached=False)
 
 
-def run_training(plan: TrainPlan, device: torch.device, progress: Progress | None = None):
-    """Train ``plan`` as it says, with no cache and no judgement: (model, tokenizer, TrainResult)."""
+def run_training(plan: TrainPlan, device: torch.device, progress: Progress | None = None, *, stop_after: int | None = None):
+    """Train ``plan`` as it says, with no cache and no judgement: (model, tokenizer, TrainResult).
+    ``stop_after`` stops after that many steps of the plan's schedule (``circ train --quick``)."""
     tokenizer = tokenizer_for(plan)
     context = plan.model["context"]
     model = build_model(plan, tokenizer)
@@ -98,12 +99,14 @@ def run_training(plan: TrainPlan, device: torch.device, progress: Progress | Non
         plan.tasks, plan.weights, batch_size=plan.batch, seed=plan.seed, tokenizer=tokenizer, context=context
     )
     config = TrainConfig(**plan.train)
-    result = train(model, config, batches, eval_set, device=device, progress=progress)
+    result = train(model, config, batches, eval_set, device=device, progress=progress, stop_after=stop_after)
     model.to("cpu").eval()
     return model, tokenizer, result
 
 
-#: `circ train --quick` trains this share of the recipe's steps...
+#: `circ train --quick` runs this share of the recipe's steps: the start of the full run,
+#: on its own schedule (a recipe squeezed into fewer steps would sparsify ten times as fast,
+#: and a task the full run learns by step 100 looked unlearned after 80 squeezed ones)...
 QUICK_SHARE = 0.1
 #: ...but at least this many (fewer says little even about a tiny task), and never more than the recipe.
 QUICK_MIN_STEPS = 50

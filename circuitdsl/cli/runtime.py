@@ -73,15 +73,16 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the train block's seed."),
     retrain: bool = typer.Option(False, "--retrain", help="Train even when the cache has the model."),
     quick: bool = typer.Option(
-        False, "--quick", help="Train a tenth of the recipe (at least 50 steps), cache nothing, and say per task whether it is being learned."
+        False, "--quick", help="Train the first tenth of the recipe (at least 50 steps), cache nothing, and say per task whether it is being learned."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout when done."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Train the weight-sparse model of each `train` block, or reuse it from the cache.
 
-    With --quick, a preview before a full run: a tenth of the recipe's steps
-    (at least 50), nothing read from or written to the cache, and per task the
+    With --quick, a preview before a full run: the first tenth of the recipe's
+    steps (at least 50) on the full run's schedule, nothing read from or
+    written to the cache, and per task the
     held-out accuracy and loss against chance with a verdict: [green]learning[/]
     (loss at most half of chance's), [yellow]not yet[/], or [red]at chance[/].
 
@@ -149,9 +150,9 @@ def _quick(spec, names: list[str], seed: Optional[int], torch_device, as_json: b
     reports, failed = [], False
     for name in names:
         block = spec.trains[name]
-        plan = plan_training(spec.tasks, spec.vocab, block, steps=quick_steps(block.steps), seed=seed)
+        plan = plan_training(spec.tasks, spec.vocab, block, seed=seed)
         with training_progress(stderr, f"train {name} (quick)", quiet or as_json) as progress:
-            _, _, result = run_training(plan, torch_device, progress)
+            _, _, result = run_training(plan, torch_device, progress, stop_after=quick_steps(block.steps))
         tasks = {}
         for task, m in result.final.items():
             metrics = {"accuracy": m.accuracy, "loss": m.loss, "chance_loss": m.chance_loss, "examples": m.examples}

@@ -110,3 +110,19 @@ def test_loss_on_all_positions_trains_the_prompt_positions_too():
     train(model, TrainConfig(steps=100, lr=1e-2, loss_on="all"), _stream(0), EVAL)
     after = all_positions_loss(model, EVAL).item()
     assert after < 0.6 * before, (before, after)
+
+
+def test_stop_after_runs_the_start_of_the_full_schedule_then_evaluates():
+    def losses(stop_after=None):
+        seen = []
+        result = train(_model(), FAST, _stream(0), EVAL, stop_after=stop_after, progress=lambda done, total, info: seen.append((done, total, info["loss"], info["density"])))
+        return result, seen
+
+    full, full_steps = losses()
+    start, start_steps = losses(stop_after=30)
+    # The same steps as the full run's first 30 (learning rate and density on the 150-step
+    # schedule, not a schedule squeezed into 30), reported out of 30.
+    assert [s[2:] for s in start_steps] == [s[2:] for s in full_steps[:30]]
+    assert start_steps[-1][:2] == (30, 30) and start.steps_done == 30
+    assert [c["step"] for c in start.curve] == [30] and start.final["quote"].examples == 200
+    assert full.steps_done == 150
