@@ -87,12 +87,12 @@ class RoleBinding:
         }
         if self.problem:
             out["problem"] = self.problem
-        if self.bound:
-            out["summary"] = f"binds {', '.join(self.bound)}"
-            out["changes"] = {"nodes": self.changes, "in_circuit": self.changes_in_circuit}
         warnings = self.warnings()
         if warnings:
             out["warnings"] = warnings
+        if self.bound:
+            out["summary"] = f"binds {', '.join(self.bound)}"
+            out["changes"] = {"nodes": self.changes, "in_circuit": self.changes_in_circuit}
         else:
             out["closest"] = self.closest(closest)
             near = out["closest"][0] if out["closest"] else None

@@ -276,6 +276,10 @@ def test_a_role_whose_where_rules_out_no_candidate_warns_and_one_without_where_d
     # `stream` binds every candidate too, but by declaration: it has no `where`.
     assert "warnings" not in _claim(verdicts, "role stream ").evidence
     assert "warnings" not in _claim(verdicts, "role quote_in ").evidence  # three of four
+    # A role that binds says so, warned or not, and names no closest candidate.
+    for role in ("any_head", "stream", "copier"):
+        evidence = _claim(verdicts, f"role {role} ").evidence
+        assert evidence["summary"].startswith("binds 0.") and "closest" not in evidence, evidence
 
 
 def test_a_role_reaching_far_past_the_circuit_warns_on_the_role_and_its_ablation(verdicts):
