@@ -76,7 +76,7 @@ def train(
         False, "--quick", help="Train the first tenth of the recipe (at least 50 steps), cache nothing, and say per task whether it is being learned."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout when done."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (bars on a terminal, plain lines elsewhere)."),
 ) -> None:
     """Train the weight-sparse model of each `train` block, or reuse it from the cache.
 
@@ -265,7 +265,7 @@ def prune(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
     reprune: bool = typer.Option(False, "--reprune", help="Prune even when the cache has the circuit."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout when done."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (for CI logs)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (bars on a terminal, plain lines elsewhere)."),
 ) -> None:
     """Find the smallest circuit that keeps each `prune` block's task loss under its target.
 
@@ -332,7 +332,7 @@ def verify(
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout (schema_version, every verdict, the run record)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (for CI logs)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (bars on a terminal, plain lines elsewhere)."),
 ) -> None:
     """Decide every claim of every hypothesis: train (or reuse) the model, prune (or reuse) the circuit, measure.
 
