@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import torch
 
-from runtime.bridge import edited_logits, run
+from runtime.bridge import channel_values, edited_logits, run
 from runtime.probe import Readout, positions
 
 from circuitdsl.spec.checked import HypothesisSpec
 from circuitdsl.spec.claims import InterveneClaim
 from circuitdsl.verification.arm import Arm, seed_for
-from circuitdsl.verification.conditions import position_mask, uses_token
-from circuitdsl.verification.errors import VerifyError
 from circuitdsl.verification.outcomes import metric_values, paired, summary
-from circuitdsl.verification.patching import _both, _role_nodes
+from circuitdsl.verification.patching import _both, _role_nodes, paired_verdict, value_pool
 from circuitdsl.verification.roles import RoleBinding
-from circuitdsl.verification.samples import Samples, draw
-from circuitdsl.verification.verdict import PASS, Verdict, interval_of
+from circuitdsl.verification.samples import Samples
+from circuitdsl.verification.verdict import PASS, Verdict
 
 
 def bridged_verdict(claim: InterveneClaim, arm: Arm, roles: dict[str, RoleBinding], hyp: HypothesisSpec) -> Verdict:
@@ -47,7 +45,6 @@ def bridged_verdict(claim: InterveneClaim, arm: Arm, roles: dict[str, RoleBindin
     ref = metric_values(claim.outcome, base, ctx.tokenizer)
     new = metric_values(claim.outcome, moved, ctx.tokenizer)
     decision = paired(claim.outcome, ref, new, hyp.confidence)
-    est = decision.estimate
     evidence = {
         "bridge": claim.bridge,
         "nodes": list(nodes),
@@ -64,16 +61,7 @@ def bridged_verdict(claim: InterveneClaim, arm: Arm, roles: dict[str, RoleBindin
         random = _readout(sides.dense, samples, ctx.batch_size, bridge, values, offset, generator)
         shuffled = paired(claim.outcome, ref, metric_values(claim.outcome, random, ctx.tokenizer), hyp.confidence)
         evidence["random_direction"] = {**shuffled.point(), "holds": shuffled.status == PASS}
-    return Verdict(
-        id=claim.id,
-        claim=claim.text,
-        kind="intervene",
-        measured=est.value,
-        threshold=claim.outcome.threshold,
-        status=decision.status,
-        interval=interval_of(est.low, est.high),
-        evidence=evidence,
-    )
+    return paired_verdict(claim, decision, evidence)
 
 
 def _readout(dense, samples: Samples, size: int, bridge=None, values=None, offset: int = 0, generator=None) -> Readout:
@@ -95,15 +83,7 @@ def _target_values(claim: InterveneClaim, nodes, arm: Arm, dense, bridge, hyp: H
     """Each node's value in the bridge's sparse space, and the position offset to set it at."""
     if claim.number is not None:
         return {node: claim.number for node in nodes}, 0
-    from runtime.bridge import channel_values
-
-    ctx = arm.ctx
-    pool = draw(ctx.task, hyp.samples, f"{seed}:value", ctx.tokenizer, ctx.context)
-    given = claim.mean_of
-    offset = claim.at if claim.at is not None else (None if uses_token(given) else 0)
-    rows = position_mask(given, pool, positions(pool.batch, offset))
-    if not rows.any():
-        raise VerifyError(f"`{claim.value_text}`: the condition holds at no position of {len(pool)} samples")
+    pool, rows, offset = value_pool(claim, arm, hyp, seed)
     with torch.no_grad():
         values = channel_values(bridge, dense, pool.batch, tuple(nodes), rows)
     return values, 0 if offset is None else offset

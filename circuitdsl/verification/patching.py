@@ -96,16 +96,10 @@ def ablate_verdict(claim: AblateClaim, arm: Arm, roles: dict[str, RoleBinding], 
     ref = metric_values(claim.outcome, base, ctx.tokenizer)
     new = metric_values(claim.outcome, ablated, ctx.tokenizer)
     decision = paired(claim.outcome, ref, new, hyp.confidence)
-    est = decision.estimate
-    return Verdict(
-        id=claim.id,
-        claim=claim.text,
-        kind="ablate",
-        measured=est.value,
-        threshold=claim.outcome.threshold,
-        status=decision.status,
-        interval=interval_of(est.low, est.high),
-        evidence={
+    return paired_verdict(
+        claim,
+        decision,
+        {
             "ablation": kind,
             "targets": list(claim.targets),
             "nodes_ablated": changed,
@@ -154,17 +148,11 @@ def intervene_verdict(claim: InterveneClaim, arm: Arm, roles: dict[str, RoleBind
     ref = metric_values(claim.outcome, base, ctx.tokenizer)
     new = metric_values(claim.outcome, patched, ctx.tokenizer)
     decision = paired(claim.outcome, ref, new, hyp.confidence)
-    est = decision.estimate
     shown = dict(list(values.items())[:16])
-    return Verdict(
-        id=claim.id,
-        claim=claim.text,
-        kind="intervene",
-        measured=est.value,
-        threshold=claim.outcome.threshold,
-        status=decision.status,
-        interval=interval_of(est.low, est.high),
-        evidence={
+    return paired_verdict(
+        claim,
+        decision,
+        {
             "nodes": list(nodes),
             "values": shown,
             "position": "answer" if offset == 0 else f"answer{offset}",
@@ -178,10 +166,9 @@ def intervene_verdict(claim: InterveneClaim, arm: Arm, roles: dict[str, RoleBind
     )
 
 
-def _target_values(claim: InterveneClaim, nodes: tuple[str, ...], arm: Arm, hyp: HypothesisSpec, seed: str) -> tuple[dict[str, float], int]:
-    """Each node's value to set, and the position (an offset from the answer) to set it at."""
-    if claim.number is not None:
-        return {node: claim.number for node in nodes}, 0
+def value_pool(claim: InterveneClaim, arm: Arm, hyp: HypothesisSpec, seed: str) -> tuple[Samples, torch.Tensor, int | None]:
+    """For ``mean(act | condition, at: k)``: fresh samples, the (N, T) positions where the condition
+    holds, and the offset from the answer those positions are taken at (None: wherever a token is)."""
     ctx = arm.ctx
     pool: Samples = draw(ctx.task, hyp.samples, f"{seed}:value", ctx.tokenizer, ctx.context)
     given = claim.mean_of
@@ -189,6 +176,29 @@ def _target_values(claim: InterveneClaim, nodes: tuple[str, ...], arm: Arm, hyp:
     rows = position_mask(given, pool, positions(pool.batch, offset))
     if not rows.any():
         raise VerifyError(f"`{claim.value_text}`: the condition holds at no position of {len(pool)} samples")
+    return pool, rows, offset
+
+
+def paired_verdict(claim, decision, evidence: dict) -> Verdict:
+    """The verdict of an ablation or intervention, decided on paired samples."""
+    est = decision.estimate
+    return Verdict(
+        id=claim.id,
+        claim=claim.text,
+        kind=claim.kind,
+        measured=est.value,
+        threshold=claim.outcome.threshold,
+        status=decision.status,
+        interval=interval_of(est.low, est.high),
+        evidence=evidence,
+    )
+
+
+def _target_values(claim: InterveneClaim, nodes: tuple[str, ...], arm: Arm, hyp: HypothesisSpec, seed: str) -> tuple[dict[str, float], int]:
+    """Each node's value to set, and the position (an offset from the answer) to set it at."""
+    if claim.number is not None:
+        return {node: claim.number for node in nodes}, 0
+    pool, rows, offset = value_pool(claim, arm, hyp, seed)
     columns = _columns(nodes)
     acts = arm.record(pool, {site: torch.tensor(idx) for site, idx in columns.items()})
     values = {}
