@@ -90,7 +90,7 @@ def blocks_of_size(megabytes: float) -> str:
 def one_big_task(megabytes: float) -> str:
     """One task with a chain of commented bindings, about ``megabytes`` MB."""
     count = int(megabytes * 1e6 / 40)
-    body = "".join(f"    v{i} = {i} + v{i - 1} * 2  # c{i}\n" for i in range(1, count))
+    body = "".join(f"    v{i} = {i} + v0 * 2  # c{i}\n" for i in range(1, count))
     return f'vocab {{ tokens = ["]]"] }}\ntask big {{\n    v0 = 1\n{body}    prompt = "x"\n    answer = "]]"\n}}\n'
 
 

@@ -62,6 +62,8 @@ class _Checker:
 
     def run(self, modules: list[n.Module], root: str) -> CheckedSpec:
         vocab_blocks = self.collect(modules)
+        # Built once: each hypothesis's claim checker looks bridges up in it.
+        self.kinds = {name: kind for name, (kind, _) in self.definitions.items()}
         vocab = self.vocabs(modules, vocab_blocks)
         self.vocab_spec = vocab
         tasks = {name: self.task(block, vocab) for name, block in self.blocks("task").items()}
@@ -343,7 +345,7 @@ class _Checker:
         # Token literals and adversarial variants go to the model the prune block's train block trains.
         claim_checker = ClaimChecker(
             self.report, prune.train.vocab or vocab, tasks[prune.task], prune.train.model, block.name, bridges=bridges, prune=prune,
-            defined={k: kind for k, (kind, _) in self.definitions.items()},
+            defined=self.kinds, task_analysis=self.task_analyses.get(prune.task),
         )
         claim_checker.check(statements)
         if not statements:

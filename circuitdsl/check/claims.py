@@ -47,8 +47,11 @@ class ClaimChecker:
         bridges: dict[str, BridgeSpec] | None = None,
         prune: PruneSpec | None = None,
         defined: dict[str, str] | None = None,
+        task_analysis: TaskAnalysis | None = None,
     ):
         self.report = report
+        #: The task's own analysis, which each adversarial variant's starts from.
+        self.task_analysis = task_analysis
         self.vocab = vocab
         self.task = task
         self.model = model
@@ -456,7 +459,7 @@ class ClaimChecker:
             )
         merged = variant_bindings(base, overrides.values())
         self._unused_new_variables(block, base, overrides, merged, expects)
-        analysis = TaskAnalysis(merged, self.vocab, self.report, f"adversarial `{block.name}`")
+        analysis = TaskAnalysis(merged, self.vocab, self.report, f"adversarial `{block.name}`", base=self.task_analysis)
         if analysis.check():
             self.variant_typing[block.name] = analysis.typing()
             self._check_fits(analysis, merged, block)

@@ -21,6 +21,14 @@ from circuitdsl.evaluate import NotConstant, constant_number
 from circuitdsl.spec.inferred import Typing
 from circuitdsl.spec.checked import PRINTABLE, VocabSpec
 from circuitdsl.syntax import ast as n
+from circuitdsl.syntax.parser import MAX_DEPTH
+
+#: How deeply a variable may nest counting what it reads (C0110). The walkers that follow
+#: variables into their bindings (possible values, characters, lengths) stay exact up to
+#: about 300 levels, measured; past that they would give up on a bound, and the
+#: dependency walks would exhaust the stack. Twice one expression's limit, so an
+#: expression at its limit can still be read by others.
+MAX_CHAIN_DEPTH = 2 * MAX_DEPTH
 
 _NUMERIC = (b.INT, b.FLOAT)
 #: Generator arguments with a floor above 0: (argument, least value, why).
@@ -30,35 +38,91 @@ _AT_LEAST = {
 }
 
 
-def evaluation_order(bindings: dict[str, n.Binding], report: DiagnosticSink, scope: str) -> list[str] | None:
-    """Bindings sorted so each comes after what it uses; ``None`` (and an error) on a cycle."""
+def evaluation_order(
+    bindings: dict[str, n.Binding], report: DiagnosticSink, scope: str, refs=None
+) -> list[str] | None:
+    """Bindings sorted so each comes after what it uses; ``None`` (and an error) on a cycle.
+
+    ``refs(name)`` gives a binding's variable references when the caller has them already.
+    A depth-first search with its own stack: a chain of thousands of variables, each
+    reading the one before, is a hostile input, not a reason to exhaust Python's stack.
+    """
+    if refs is None:
+        refs = lambda name: free_names(bindings[name].value)  # noqa: E731
     order: list[str] = []
     state: dict[str, str] = {}
-
-    def visit(name: str, path: list[str]) -> bool:
-        if state.get(name) == "done":
-            return True
-        if state.get(name) == "active":
-            cycle = path[path.index(name) :] + [name]
-            report.error(
-                "C0207",
-                f"`{name}` depends on itself in {scope}: " + " -> ".join(cycle),
-                bindings[name].name_span,
-                hint="a variable may use any other, but not in a circle",
-            )
-            return False
-        state[name] = "active"
-        for ref in free_names(bindings[name].value):
-            if ref.id in bindings and not visit(ref.id, path + [name]):
-                return False
-        state[name] = "done"
-        order.append(name)
-        return True
-
-    for name in bindings:
-        if not visit(name, []):
-            return None
+    for root in bindings:
+        if state.get(root) == "done":
+            continue
+        state[root] = "active"
+        path = [root]
+        pending = [iter(refs(root))]
+        while pending:
+            for ref in pending[-1]:
+                name = ref.id
+                if name not in bindings or state.get(name) == "done":
+                    continue
+                if state.get(name) == "active":
+                    cycle = path[path.index(name) :] + [name]
+                    report.error(
+                        "C0207",
+                        f"`{name}` depends on itself in {scope}: " + " -> ".join(cycle),
+                        bindings[name].name_span,
+                        hint="a variable may use any other, but not in a circle",
+                    )
+                    return None
+                state[name] = "active"
+                path.append(name)
+                pending.append(iter(refs(name)))
+                break
+            else:
+                done = path.pop()
+                pending.pop()
+                state[done] = "done"
+                order.append(done)
     return order
+
+
+def nesting(e, depth_of_name) -> int:
+    """How many levels ``e`` nests, reading through each variable it names (``depth_of_name``).
+
+    Counted like the parser's limit (one level per operator), because every walker that
+    follows a variable into its binding recurses through both alike; a name adds no
+    level of its own, so an expression at the limit may still be read through a variable.
+    """
+    if e is None or isinstance(e, str):
+        return 0
+    if isinstance(e, n.Name):
+        return max(1, depth_of_name(e.id))
+    if isinstance(e, n.Template):
+        return max((depth_of_name(p.id) for p in e.parts if isinstance(p, n.Name)), default=1) or 1
+    children = [*_children(e)]
+    return 1 + max((nesting(c, depth_of_name) for c in children), default=0)
+
+
+def _children(e):
+    if isinstance(e, n.ListExpr):
+        yield from e.items
+    elif isinstance(e, n.MapExpr):
+        yield from (entry.value for entry in e.entries)
+    elif isinstance(e, n.Call):
+        for arg in e.args:
+            yield arg.value
+            yield arg.given
+    elif isinstance(e, n.Unary):
+        yield e.operand
+    elif isinstance(e, n.Binary):
+        yield e.left
+        yield e.right
+    elif isinstance(e, n.Range):
+        yield e.low
+        yield e.high
+    elif isinstance(e, n.Percent):
+        yield e.value
+    elif isinstance(e, n.IfElse):
+        yield e.cond
+        yield e.then
+        yield e.orelse
 
 
 def variant_bindings(base: dict[str, n.Binding], overrides: Iterable[n.Binding]) -> dict[str, n.Binding]:
@@ -102,10 +166,18 @@ def _rename(e, old: str, new: str):
 class TaskAnalysis(ValueAnalysis):
     """Types, possible values and length bounds for one task's variables (or a variant of it)."""
 
-    def __init__(self, bindings: dict[str, n.Binding], vocab: VocabSpec, report: DiagnosticSink, scope: str):
+    def __init__(
+        self, bindings: dict[str, n.Binding], vocab: VocabSpec, report: DiagnosticSink, scope: str,
+        *, base: TaskAnalysis | None = None,
+    ):
         super().__init__(bindings, vocab)
         self.report = report
         self.scope = scope
+        #: The sound analysis of the task this is a variant of: what a variant leaves as the task
+        #: has it (a binding, and everything it reads) is typed and checked there already, and
+        #: re-checking it once per adversarial block was most of checking a big spec.
+        self.base = base if base is not None and base.ok and base.vocab == vocab else None
+        self._refs: dict[str, list[n.Name]] = {}
         self.types: dict[str, str] = {}
         #: The variables in an order that evaluates each after what it uses (None on a cycle).
         self.order: list[str] | None = None
@@ -119,24 +191,70 @@ class TaskAnalysis(ValueAnalysis):
         # the checks that follow (answers, context), or one run would not report them all.
         before = self.report.raised
         ok = True
-        for binding in self.bindings.values():
-            for ref in free_names(binding.value):
+        for name in self.bindings:
+            for ref in self.refs(name):
                 if ref.id not in self.bindings:
                     self.report.unknown("variable", ref.id, ref.span, self.bindings, where=f"in {self.scope}")
                     ok = False
         if not ok:
             return False
-        order = evaluation_order(self.bindings, self.report, self.scope)
+        order = evaluation_order(self.bindings, self.report, self.scope, self.refs)
         self.order = order
-        if order is None:
+        if order is None or not self._shallow_enough(order):
             return False
+        inherited = self._inherited(order)
         for name in order:
-            self.types[name] = self.infer(self.bindings[name].value)
+            self.types[name] = self.base.types[name] if name in inherited else self.infer(self.bindings[name].value)
         if self.report.raised == before:
             for name in order:
-                self._check_draws(self.bindings[name].value)
+                if name not in inherited:
+                    self._check_draws(self.bindings[name].value)
         self.ok = self.report.raised == before
         return self.ok
+
+    def _shallow_enough(self, order: list[str]) -> bool:
+        """Whether every variable nests at most MAX_CHAIN_DEPTH levels, counted through what it reads.
+
+        Each expression is held to the limit by the parser, but the walkers here follow
+        a variable into its binding, so a chain of variables nests as deep as its links
+        together (C0110, as for one expression).
+        """
+        depth: dict[str, int] = {}
+        for name in order:
+            binding = self.bindings[name]
+            depth[name] = nesting(binding.value, lambda ref: depth.get(ref, 0))
+            if depth[name] > MAX_CHAIN_DEPTH:
+                self.report.error(
+                    "C0110",
+                    f"`{name}` nests {depth[name]} levels deep in {self.scope}, counting the variables it reads "
+                    f"and theirs; the most is {MAX_CHAIN_DEPTH}",
+                    binding.name_span,
+                    hint="a variable that reads a variable counts as deep as both: compute the chain in fewer steps",
+                )
+                return False
+        return True
+
+    def refs(self, name: str) -> list[n.Name]:
+        """The variable references in ``name``'s binding (found once)."""
+        found = self._refs.get(name)
+        if found is None:
+            binding = self.bindings[name]
+            if self.base is not None and self.base.bindings.get(name) is binding:
+                found = self.base.refs(name)
+            else:
+                found = free_names(binding.value)
+            self._refs[name] = found
+        return found
+
+    def _inherited(self, order: list[str]) -> set[str]:
+        """The variables whose binding, and every binding they read, are the base task's own."""
+        same: set[str] = set()
+        if self.base is None:
+            return same
+        for name in order:
+            if self.base.bindings.get(name) is self.bindings[name] and all(ref.id in same for ref in self.refs(name)):
+                same.add(name)
+        return same
 
     def typing(self) -> Typing:
         """What the sampler needs of this analysis; only for a task that :meth:`check` passed."""

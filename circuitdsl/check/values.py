@@ -26,40 +26,39 @@ CODE_LINE_MAX = 40
 def free_names(expr: n.Expr | None) -> list[n.Name]:
     """Every variable reference in an expression, in source order."""
     found: list[n.Name] = []
-
-    def walk(e):
+    # Children are pushed last-first so they pop in source order; no recursion, and no
+    # self-referencing closure (the cyclic garbage one per call made was most of a big check's).
+    stack = [expr]
+    while stack:
+        e = stack.pop()
         if e is None:
-            return
+            continue
         if isinstance(e, n.Name):
             found.append(e)
         elif isinstance(e, n.Template):
             found.extend(p for p in e.parts if isinstance(p, n.Name))
         elif isinstance(e, n.ListExpr):
-            for item in e.items:
-                walk(item)
+            stack.extend(reversed(e.items))
         elif isinstance(e, n.MapExpr):
-            for entry in e.entries:
-                walk(entry.value)
+            stack.extend(entry.value for entry in reversed(e.entries))
         elif isinstance(e, n.Call):
-            for arg in e.args:
-                walk(arg.value)
-                walk(arg.given)
+            for arg in reversed(e.args):
+                stack.append(arg.given)
+                stack.append(arg.value)
         elif isinstance(e, n.Unary):
-            walk(e.operand)
-        elif isinstance(e, (n.Binary,)):
-            walk(e.left)
-            walk(e.right)
+            stack.append(e.operand)
+        elif isinstance(e, n.Binary):
+            stack.append(e.right)
+            stack.append(e.left)
         elif isinstance(e, n.Range):
-            walk(e.low)
-            walk(e.high)
+            stack.append(e.high)
+            stack.append(e.low)
         elif isinstance(e, n.Percent):
-            walk(e.value)
+            stack.append(e.value)
         elif isinstance(e, n.IfElse):
-            walk(e.cond)
-            walk(e.then)
-            walk(e.orelse)
-
-    walk(expr)
+            stack.append(e.orelse)
+            stack.append(e.then)
+            stack.append(e.cond)
     return found
 
 
@@ -196,19 +195,21 @@ class ValueAnalysis:
         """
         roots = []
         seen = set()
-
-        def collect(e):
-            for ref in free_names(e):
+        # Depth first in source order, with its own stack (a chain of variables can be long).
+        pending = [iter(free_names(expr))]
+        while pending:
+            for ref in pending[-1]:
                 if ref.id in seen or ref.id not in self.bindings:
                     continue
                 seen.add(ref.id)
                 value = self.bindings[ref.id].value
                 if isinstance(value, n.Range) or (isinstance(value, n.Call) and value.func == "choice"):
                     roots.append(ref.id)
-                else:
-                    collect(value)
-
-        collect(expr)
+                    continue
+                pending.append(iter(free_names(value)))
+                break
+            else:
+                pending.pop()
         domains = []
         total = 1
         for root in roots:

@@ -330,3 +330,45 @@ def test_the_fast_loop_is_used_and_builds_what_larks_own_loop_builds():
         valid += 1
     parser._BUILDER.begin("<string>")
     assert valid >= 10
+
+
+# ---------------------------------------------------------------- chains of variables
+
+
+def variable_chain(links: int, *, reverse: bool = False) -> str:
+    """A task whose variables each read the one before: ``v0 = n``, ``v1 = v0 + 1``, ...
+
+    Each link is one level (``+``), so ``v{k}`` nests k + 1 levels counting what it reads.
+    Reversed, the bindings come before what they read, which a recursive search of
+    the dependencies would follow all the way down.
+    """
+    lines = ["v0 = n"] + [f"v{i} = v{i - 1} + 1" for i in range(1, links)]
+    if reverse:
+        lines.reverse()
+    return task(*lines, prompt=f'"${{v{links - 1}}}"')
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in order", "reversed"])
+def test_a_chain_of_3000_variables_is_a_located_error_from_every_command(tmp_path, reverse):
+    path = spec_file(tmp_path, variable_chain(3000, reverse=reverse))
+    for args in [*commands(path), ["sample", "-n", "2", str(path)]]:
+        result = run(*args)
+        if args[0] == "fmt":
+            continue  # formatting reads no variable
+        assert result.exit_code == ExitCode.USAGE, (args, result.output)
+        assert "error[C0110]" in result.output, (args, result.output)
+        assert "nests 201 levels deep" in result.output
+        assert re.search(r"deep\.circ:\d+:5", result.output), result.output
+
+
+def test_a_chain_at_the_limit_checks_and_samples(tmp_path):
+    from circuitdsl.check.tasks import MAX_CHAIN_DEPTH
+
+    # `prompt` reads v{k} through a template (no level of its own): k + 1 levels.
+    path = spec_file(tmp_path, variable_chain(MAX_CHAIN_DEPTH - 1, reverse=True))
+    for args in [*commands(path), ["sample", "-n", "2", str(path)]]:
+        result = run(*args)
+        assert "C0110" not in result.output, (args, result.output)
+    assert run("check", str(path)).exit_code == ExitCode.OK
+    deeper = spec_file(tmp_path, variable_chain(MAX_CHAIN_DEPTH, reverse=True))
+    assert run("check", str(deeper)).exit_code == ExitCode.USAGE
