@@ -57,6 +57,10 @@ INSERTIONS = [
     "d_mlp = 1000000000", "context = 1048576", "eval_examples = 1e12", "steps = 1e15", "confidence = 1",
     'import "/etc/passwd"', 'import "../../../../etc/hosts"', 'import "/dev/zero"',
 ]
+#: Inserted at the start of a block's body, where it parses: 1,500 variables, each reading
+#: the next, which a recursive dependency search follows until the stack runs out.
+CHAIN = "".join(f"    chain{i} = chain{i + 1} + 1\n" for i in range(1500)) + "    chain1500 = 1\n"
+_BLOCK_START = re.compile(r"^(?:task|adversarial|model|train)\b[^\n]*\{[ \t]*\n", re.M)
 HOSTILE_NUMBERS = ["0", "-1", "-0", "1e400", "1e-400", "99999999999999999999", "9" * 311, "0.5", "1e12", "1/0", "3.7"]
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")
 _NAME = re.compile(r"\b[a-z_][a-z0-9_]{2,}\b")
@@ -69,9 +73,14 @@ def sources() -> list[Path]:
 def mutate(text: str, rng: random.Random) -> str:
     """One to six random edits of ``text``."""
     for _ in range(rng.randint(1, 6)):
-        kind = rng.randrange(6)
+        kind = rng.randrange(7)
         at = rng.randint(0, len(text))
-        if kind == 0:
+        if kind == 6:
+            starts = [m.end() for m in _BLOCK_START.finditer(text)]
+            if starts:
+                at = rng.choice(starts)
+                text = text[:at] + CHAIN + text[at:]
+        elif kind == 0:
             text = text[:at] + rng.choice(INSERTIONS) + text[at:]
         elif kind == 1:
             text = text[:at] + text[at + rng.randint(1, 40) :]
