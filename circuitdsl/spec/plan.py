@@ -150,7 +150,7 @@ def plan_pruning(tasks: dict[str, TaskSpec], vocab: VocabSpec, spec: PruneSpec, 
 
 
 #: Likewise for bridges.
-BRIDGE_CODE_VERSION = 1
+BRIDGE_CODE_VERSION = 2
 
 
 @attrs.frozen

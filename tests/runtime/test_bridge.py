@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from runtime.batch import encode_batch
-from runtime.bridge import BridgeConfig, boundary_names, edited_logits, make_bridge, measure_bridge, node_boundary, run, train_bridge
+from runtime.bridge import (
+    BridgeConfig, boundary_names, edited_logits, fit_least_squares, make_bridge, measure_bridge, node_boundary, run, train_bridge,
+)
 from runtime.model import ModelConfig, SparseGPT
 from runtime.tokenizer import Tokenizer
 
@@ -81,3 +83,57 @@ def test_an_edit_to_the_values_already_there_changes_nothing_and_a_real_one_does
     gen = torch.Generator().manual_seed(0)
     random = edited_logits(dense, bridge, b, {"0.attn.resid_in[0]": 5.0}, everywhere, random_direction=gen)
     assert not torch.allclose(random, moved, atol=1e-3)
+
+
+def test_the_least_squares_start_is_exact_where_a_linear_map_exists():
+    # A model bridged to itself: the identity is a linear map at every boundary, so
+    # the closed-form start must find it; a random start is nowhere near.
+    m = model(dense=True, seed=3, d_model=16)
+    bridge = make_bridge(m, m, 0)
+    before = measure_bridge(m, m, bridge, batch(99))
+    fit_least_squares(bridge, m, m, [batch(seed) for seed in range(4)])
+    after = measure_bridge(m, m, bridge, batch(99))
+    for name in boundary_names(2):
+        assert after[name]["nmse_decoder"] < 1e-4 < before[name]["nmse_decoder"], name
+        assert after[name]["nmse_encoder"] < 1e-4, name
+        assert after[name]["kl_sparse_to_dense"] < 1e-4, name
+    assert bridge.ks.tolist() == [16] * 5, "a dense stream keeps all its channels"
+
+
+def test_the_encoders_k_is_the_sparse_streams_own():
+    dense, sparse = model(dense=True, seed=1, d_model=24), model(dense=False, seed=2)
+    b = batch()
+    with torch.no_grad():
+        _, streams = run(sparse, b.tokens)
+    mask = b.attention_mask.bool()
+    expected = [max(1, round(float((s[mask] != 0).sum(-1).double().mean()))) for s in streams]
+    bridge = make_bridge(dense, sparse, 0)
+    fit_least_squares(bridge, dense, sparse, [b])
+    assert bridge.ks.tolist() == expected
+
+
+def test_a_fitted_bridge_is_the_same_whatever_the_thread_count():
+    dense, sparse = model(dense=True, seed=1, d_model=24), model(dense=False, seed=2)
+    threads = torch.get_num_threads()
+    states = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            fitted = train_bridge(dense, sparse, (batch(s) for s in itertools.count()), batch(99), BridgeConfig(steps=5, init_batches=3))
+            states.append(fitted.bridge.state_dict())
+    finally:
+        torch.set_num_threads(threads)
+    for key, value in states[0].items():
+        assert torch.equal(value, states[1][key]), key
+
+
+def test_measuring_in_pieces_is_measuring_at_once(monkeypatch):
+    import runtime.bridge as bridge_module
+
+    dense, sparse = model(dense=True, seed=1, d_model=24), model(dense=False, seed=2)
+    bridge = make_bridge(dense, sparse, 0)
+    whole = measure_bridge(dense, sparse, bridge, batch(5, n=40))
+    monkeypatch.setattr(bridge_module, "MEASURE_ROWS", 7)
+    pieces = measure_bridge(dense, sparse, bridge, batch(5, n=40))
+    for name in whole:
+        assert whole[name] == pytest.approx(pieces[name], rel=1e-4, abs=1e-6), name
