@@ -346,8 +346,9 @@ def measure_bridge(dense: SparseGPT, sparse: SparseGPT, bridge: Bridge, batch: B
         name: {
             "nmse_encoder": row["enc_err"] / max(row["enc_scale"], 1e-12),
             "nmse_decoder": row["dec_err"] / max(row["dec_scale"], 1e-12),
-            "kl_dense_to_sparse": row["kl_ds"] / total,
-            "kl_sparse_to_dense": row["kl_sd"] / total,
+            # KL is never negative; rounding can make a perfect pass's -1e-9.
+            "kl_dense_to_sparse": max(0.0, row["kl_ds"] / total),
+            "kl_sparse_to_dense": max(0.0, row["kl_sd"] / total),
             "accuracy_dense_to_sparse": row["acc_ds"] / total,
             "accuracy_sparse_to_dense": row["acc_sd"] / total,
         }

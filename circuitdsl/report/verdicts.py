@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from circuitdsl.report.bridges import bridge_tables, bridges_html
 from circuitdsl.report.width import natural_width, print_wide
 from circuitdsl.verification.controls import LABELS, WARNING, control_warnings, judge_controls
 from circuitdsl.verification.results import ClaimResult, FileResult, HypothesisResult
@@ -140,6 +141,8 @@ def print_hypothesis(console: Console, run: HypothesisResult) -> None:
     else:
         for line in hypothesis_lines(run):
             console.print(line, soft_wrap=True)
+    for bridge in bridge_tables(run.bridges or {}):
+        print_wide(console, bridge)
 
 
 def evidence_lines(run: HypothesisResult) -> list[Text]:
@@ -227,6 +230,7 @@ def _hypothesis_html(run: HypothesisResult, strict: bool) -> str:
         out.append("<h3>adversarial curves</h3><div class='curves'>")
         out.extend(curve_svg(title, points) for title, points in curves)
         out.append("</div>")
+    out.append(bridges_html(run.bridges or {}))
     out.append(_controls_html(run.controls, run.circuit))
     return "\n".join(out)
 

@@ -38,11 +38,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bridge")
-    spec = folder / "tiny_bridge.circ"
-    spec.write_text(SPEC)
-    args = ["verify", str(spec), "--cache-dir", str(folder / "cache"), "--out", str(folder / "out"), "--json", "-q"]
+    (folder / "tiny_bridge.circ").write_text(SPEC)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(folder):
+    args = ["verify", str(folder / "tiny_bridge.circ"), "--cache-dir", str(folder / "cache"), "--out", str(folder / "out"), "--json", "-q"]
     return runner.invoke(app, args), runner.invoke(app, args)
 
 
@@ -78,3 +82,41 @@ def test_the_bridge_is_reported_per_boundary_and_reused(runs):
     assert {k: (v["status"], v["measured"]) for k, v in claims(first).items()} == {
         k: (v["status"], v["measured"]) for k, v in claims(second).items()
     }
+
+
+def test_circ_bridge_reuses_what_verify_fitted_and_reports_the_same(folder, runs):
+    first, _ = runs
+    verified = json.loads(first.stdout)["hypotheses"][0]["bridges"]["b"]
+    args = ["bridge", str(folder / "tiny_bridge.circ"), "--cache-dir", str(folder / "cache"), "--control", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == ExitCode.OK, result.output
+    report = json.loads(result.stdout)["bridges"]["b"]
+    assert report["cached"] and report["control_cached"]
+    assert report["key"] == verified["key"] and report["control_key"] == verified["control_key"]
+    assert report["metrics"] == verified["metrics"] and report["control_metrics"] == verified["control_metrics"]
+
+
+def test_circ_bridge_prints_a_row_per_boundary_and_the_control(folder, runs):
+    result = runner.invoke(app, ["bridge", str(folder / "tiny_bridge.circ"), "--cache-dir", str(folder / "cache"), "--control"])
+    assert result.exit_code == ExitCode.OK, result.output
+    for text in ("bridge `b` (from cache", "NMSE dec", "KL s->d", "0.attn", "0.mlp", "final", "control, mean"):
+        assert text in result.stdout, text
+
+
+def test_verify_and_report_show_the_bridge_table(folder, runs):
+    first, _ = runs
+    saved = folder / "run.json"
+    saved.write_text(first.stdout)
+    page = folder / "run.html"
+    result = runner.invoke(app, ["report", str(saved), "--report", str(page)])
+    assert "bridge `b`" in result.stdout and "control, mean" in result.stdout, result.stdout
+    html = page.read_text()
+    assert "bridge <code>b</code>" in html and html.count("<td><code>0.mlp</code></td>") == 1
+
+
+def test_circ_bridge_errors_are_located_and_exit_4(folder):
+    spec = str(folder / "tiny_bridge.circ")
+    unknown = runner.invoke(app, ["bridge", spec, "--bridge", "c", "--cache-dir", str(folder / "cache")])
+    assert unknown.exit_code == ExitCode.USAGE and "no bridge block named `c`" in unknown.output
+    none = runner.invoke(app, ["bridge", str(ROOT / "specs/quote_close.circ")])
+    assert none.exit_code == ExitCode.USAGE and "defines no bridge block" in none.output
