@@ -253,7 +253,7 @@ def boundary_losses(
 
 @dataclass(frozen=True, kw_only=True)
 class BridgeConfig:
-    steps: int = 100
+    steps: int = 50
     lr: float = 1e-3
     #: Coefficients of the two kinds of loss, as the paper weighs them.
     nmse: float = 1.0

@@ -122,7 +122,7 @@ PRUNE: dict[str, Setting] = {
 BRIDGE: dict[str, Setting] = {
     "dense": _ref("train", "the dense model: a train block whose model has density = 1 and act_topk = 1"),
     "sparse": _ref("train", "the weight-sparse model whose circuit explains the dense one"),
-    "steps": Setting(POSITIVE_INT, 100, "training steps of the encoders and decoders after their least-squares start", low=1, high=10**7),
+    "steps": Setting(POSITIVE_INT, 50, "training steps of the encoders and decoders after their least-squares start", low=1, high=10**7),
     "batch": Setting(POSITIVE_INT, 64, "examples per bridge training step", low=1, high=1 << 20),
     "lr": Setting(POSITIVE_NUMBER, 1e-3, "Adam learning rate of the encoders and decoders", low=0),
     "nmse": Setting(NONNEG_NUMBER, 1.0, "weight of both maps' normalized MSE in the loss", low=0),
