@@ -50,10 +50,12 @@ class Circuit:
     method: str  # "learned" or "attribution"
     ablation: str  # how the nodes outside were replaced: "mean", "zero" or "resample"
     target: float  # task loss the circuit had to reach, in nats
-    loss: float  # task cross-entropy at the answer, everything outside ablated
+    loss: float  # task loss at the answer (``loss_kind``), everything outside ablated
     accuracy: float  # share of answers that are the argmax
     calibrated_loss: float  # loss after fitting a logit scale and per-token shift
     scale: float = 1.0  # the fitted logit scale
+    loss_kind: str = "ce"  # "ce" or "contrast" (runtime.losses)
+    norm: str = "live"  # "live" or "frozen" norms while ablating (runtime.norms)
 
     @property
     def reached(self) -> bool:
@@ -74,6 +76,18 @@ class Circuit:
             counts[site] = counts.get(site, 0) + 1
         return counts
 
+    @property
+    def residual(self) -> dict[str, int]:
+        """Residual read/write nodes, and the distinct residual channels they cover.
+
+        Every resid_in and resid_delta site indexes the same d_model channels
+        of the stream, so a channel read by two layers and written by one is
+        three nodes but one channel.
+        """
+        refs = [parse_node(name) for name in self.nodes]
+        resid = [r for r in refs if r.kind.endswith(("resid_in", "resid_delta"))]
+        return {"nodes": len(resid), "channels": len({r.index for r in resid})}
+
     def to_json(self, roles: Mapping[str, str] | None = None) -> dict:
         """A JSON-ready dict; ``roles`` maps node names to role labels."""
         return {
@@ -90,6 +104,10 @@ class Circuit:
             "total_nodes": self.total_nodes,
             "per_layer": {str(k): v for k, v in self.per_layer.items()},
             "per_site": self.per_site,
+            "residual_nodes": self.residual["nodes"],
+            "residual_channels": self.residual["channels"],
+            "loss_kind": self.loss_kind,
+            "norm": self.norm,
             "nodes": list(self.nodes),
             "edges": [{"src": e.src, "dst": e.dst, "weight": e.weight, "kind": e.kind} for e in self.edges],
             "roles": dict(roles or {}),

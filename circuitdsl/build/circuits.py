@@ -64,7 +64,7 @@ def ensure_circuit(
         config = prune_config(plan)
         context = trained.plan.model["context"]
         batch, _ = data.task_batch(
-            plan.task, config.batch * 8 + config.eval_examples, seed=settings["seed"] + PRUNE_SEED_OFFSET,
+            plan.task, train_examples(config) + config.eval_examples, seed=settings["seed"] + PRUNE_SEED_OFFSET,
             tokenizer=trained.tokenizer, context=context,
         )
         mixture = mixture_batches(trained, settings["seed"] + PRUNE_SEED_OFFSET, 4)
@@ -78,6 +78,11 @@ def ensure_circuit(
             files[SCORES] = tensors_to_bytes({f"mask/{k}": v for k, v in result.mask_scores.items()})
         cache.write("circuits", plan.key, files, {"summary": _circuit_summary(plan, result), "model": trained.plan.key})
         return FoundCircuit(plan, result.circuit, report, cached=False)
+
+
+def train_examples(config) -> int:
+    """Rows masks are trained on: at least 2048, so small per-trial batches still see varied rows."""
+    return max(config.batch * 8, 2048)
 
 
 #: Pruning draws its examples from a stream apart from training's and evaluation's.
@@ -105,6 +110,7 @@ def prune_report(plan: PrunePlan, trained: TrainedModel, result) -> dict:
         "best": dataclasses.asdict(result.best) if result.best is not None else None,
         "trials": [dataclasses.asdict(t) for t in result.trials],
         "controls": dataclasses.asdict(controls) if controls is not None else None,
+        "cleanup": list(result.cleanup),
         "seconds": result.seconds,
     }
 
@@ -125,4 +131,7 @@ def circuit_from_json(data: dict):
         accuracy=data["accuracy"],
         calibrated_loss=data["calibrated_loss"],
         scale=data["logit_scale"],
+        # Reports from before the loss and norm options were all full-vocabulary CE under live norms.
+        loss_kind=data.get("loss_kind", "ce"),
+        norm=data.get("norm", "live"),
     )

@@ -76,6 +76,17 @@ def quick_table(report: dict) -> Table:
     return table
 
 
+def _residual(c: dict) -> str:
+    # Reports cached before these counts existed have no such keys.
+    if "residual_nodes" not in c:
+        return "-"
+    return f"{c['residual_nodes']} / {c['residual_channels']}"
+
+
+def _per_site(c: dict) -> str:
+    return ", ".join(f"{site} {count}" for site, count in (c.get("per_site") or {}).items()) or "-"
+
+
 def circuit_tables(report: dict) -> list:
     circuit, baseline, controls = report["circuit"], report["baseline"], report["controls"]
     origin = "from cache" if report.get("cached") else "pruned now"
@@ -89,12 +100,21 @@ def circuit_tables(report: dict) -> list:
         ("nodes", lambda c: f"{c['node_count']} of {c['total_nodes']}"),
         ("edges", lambda c: str(c["edge_count"])),
         ("nodes per layer", lambda c: " / ".join(str(v) for v in c["per_layer"].values())),
+        ("residual nodes / distinct channels", _residual),
+        ("nodes per site", _per_site),
         (f"loss, circuit only (target {circuit['target']:g})", lambda c: f"{c['loss']:.4f}"),
         ("loss after logit calibration", lambda c: f"{c['calibrated_loss']:.4f}"),
         ("accuracy, circuit only", lambda c: f"{c['accuracy']:.1%}"),
     ]
+    options = f"{circuit.get('loss_kind', 'ce')} loss, {circuit.get('norm', 'live')} norms, {circuit['ablation']} ablation"
+    rows.insert(3, ("options", lambda c: options))
     for label, cell in rows:
         summary.add_row(label, cell(circuit), *([cell(baseline)] if baseline else []))
+    if report.get("cleanup"):
+        steps = "; ".join(
+            f"{r['start']} -> singles {r['singles']} -> pairs {r['pairs']} -> retrain {r['retrain']}" for r in report["cleanup"]
+        )
+        summary.add_row("cleanup rounds", steps, *([""] if baseline else []))
     caption = [f"full model loss {report['full_loss']:.4f}; everything ablated {report['empty_loss']:.4f}"]
     if report.get("circuit_ablated_loss") is not None:
         caption.append(f"circuit ablated {report['circuit_ablated_loss']:.4f}")

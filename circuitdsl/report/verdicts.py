@@ -80,11 +80,19 @@ def _title(run: HypothesisResult) -> str:
     return f"hypothesis `{run.name}` on `{run.prune}` (task `{run.task}`)"
 
 
+def circuit_sizes(circuit: dict) -> str:
+    """``", 40 residual nodes over 21 channels (0.attn.q 3, ...)"``; empty for reports from before these counts."""
+    if "residual_nodes" not in circuit:
+        return ""
+    sites = ", ".join(f"{site} {count}" for site, count in (circuit.get("per_site") or {}).items())
+    return f", {circuit['residual_nodes']} residual nodes over {circuit['residual_channels']} channels ({sites})"
+
+
 def _caption(run: HypothesisResult) -> str:
     first, circuit = run.record["seeds"][0], run.circuit
     return (
         f"circuit: {circuit['node_count']} nodes, {circuit['edge_count']} edges, loss {circuit['loss']:.3f} "
-        f"(target {circuit['target']:g}); model {first['model_key'][:10]}"
+        f"(target {circuit['target']:g}){circuit_sizes(circuit)}; model {first['model_key'][:10]}"
         f"{' (cached)' if first['model_cached'] else ''}, circuit {first['circuit_key'][:10]}"
         f"{' (cached)' if first['circuit_cached'] else ''}"
     )
@@ -222,7 +230,8 @@ def _hypothesis_html(run: HypothesisResult, strict: bool) -> str:
         for role, nodes in roles.items():
             out.append(f"<tr><td><code>{escape(role)}</code></td><td><code>{escape(', '.join(nodes))}</code></td></tr>")
         out.append("</table>")
-    out.append(f"<h3>circuit ({run.circuit['node_count']} nodes, {run.circuit['edge_count']} edges)</h3>")
+    out.append(f"<h3>circuit ({run.circuit['node_count']} nodes, {run.circuit['edge_count']} edges"
+               f"{escape(circuit_sizes(run.circuit))})</h3>")
     if run.picture_svg:
         out.append(f"<div class='picture'>{run.picture_svg}</div>")
     curves = [(c.verdict.claim, c.verdict.evidence["curve"]) for c in run.claims if (c.verdict.evidence or {}).get("curve")]

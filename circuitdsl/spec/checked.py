@@ -104,6 +104,8 @@ class PruneSpec:
     task: str
     target: float
     ablation: str
+    loss: str
+    norm: str
     method: str
     baseline: str
     trials: int

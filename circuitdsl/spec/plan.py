@@ -17,7 +17,7 @@ from circuitdsl.spec.serialize import to_data
 #: Bump when training code changes which weights a spec yields, so old cache entries miss.
 TRAINING_CODE_VERSION = 2
 #: Likewise for pruning.
-PRUNING_CODE_VERSION = 2
+PRUNING_CODE_VERSION = 3
 
 
 @attrs.frozen
@@ -135,6 +135,8 @@ def plan_pruning(tasks: dict[str, TaskSpec], vocab: VocabSpec, spec: PruneSpec, 
     settings = {
         "target": spec.target,
         "ablation": spec.ablation,
+        "loss": spec.loss,
+        "norm": spec.norm,
         "method": spec.method,
         "baseline": spec.baseline,
         "trials": spec.trials,
