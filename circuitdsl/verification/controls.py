@@ -36,6 +36,9 @@ WARNING = "warning"
 
 #: Removable nodes beyond this share of the circuit make minimality a warning.
 REMOVABLE_SHARE = 0.05
+#: A control that misses the target by less than this multiple of it is said to come close
+#: (in its result; the status stays ok): a slightly looser target would let it through.
+CLOSE_RATIO = 2.0
 #: Another ablation's circuit loss beyond this multiple of the circuit's own is a warning.
 ABLATION_RATIO = 2.0
 
@@ -68,6 +71,8 @@ def judge_controls(controls: dict | None, circuit: dict) -> dict[str, dict]:
     nonsense = controls.get("nonsense")
     if nonsense:
         result = f"{nonsense['nodes']} nodes, loss {nonsense['loss']:.3f} ({'reached' if nonsense['reached'] else 'not reached'})"
+        if nonsense["reached"] and not controls.get("nonsense_flag"):
+            result += f"; close: reached with {nonsense['nodes'] / max(1, nodes):.1f}x the circuit's nodes"
         if controls.get("nonsense_flag"):
             out["nonsense"] = _check(
                 WARNING, result,
@@ -80,6 +85,8 @@ def judge_controls(controls: dict | None, circuit: dict) -> dict[str, dict]:
     random_run = controls.get("random_model")
     if random_run:
         result = f"{random_run['nodes']} nodes, loss {random_run['loss']:.3f} ({'reached' if random_run['reached'] else 'not reached'})"
+        if not random_run["reached"] and random_run["loss"] <= CLOSE_RATIO * target:
+            result += f"; close: within {CLOSE_RATIO:g}x the target"
         if random_run["reached"]:
             out["random_model"] = _check(
                 WARNING, result,

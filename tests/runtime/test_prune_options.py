@@ -193,3 +193,16 @@ def test_cleanup_is_reported_and_leaves_no_node_removable(model, means):
     data = result.to_json()
     assert data["cleanup"] == list(result.cleanup)
     assert data["circuit"]["residual_channels"] <= data["circuit"]["residual_nodes"]
+
+
+def test_a_control_that_comes_close_says_so():
+    from circuitdsl.verification.controls import judge_controls
+
+    circuit = {"node_count": 20, "target": 0.15, "loss": 0.1, "ablation": "mean"}
+    run = lambda reached, nodes, loss: {"reached": reached, "nodes": nodes, "loss": loss, "full_loss": 0.0}  # noqa: E731
+    controls = {"nonsense": run(True, 90, 0.14), "nonsense_flag": False, "random_model": run(False, 1400, 0.25)}
+    checks = judge_controls(controls, circuit)
+    assert "close: reached with 4.5x" in checks["nonsense"]["result"]
+    assert "close: within 2x the target" in checks["random_model"]["result"]
+    far = judge_controls(controls | {"random_model": run(False, 1400, 0.9), "nonsense": run(False, 1400, 1.0)}, circuit)
+    assert "close" not in far["random_model"]["result"] and "close" not in far["nonsense"]["result"]
