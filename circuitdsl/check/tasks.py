@@ -90,14 +90,23 @@ def nesting(e, depth_of_name) -> int:
     follows a variable into its binding recurses through both alike; a name adds no
     level of its own, so an expression at the limit may still be read through a variable.
     """
-    if e is None or isinstance(e, str):
-        return 0
-    if isinstance(e, n.Name):
-        return max(1, depth_of_name(e.id))
-    if isinstance(e, n.Template):
-        return max((depth_of_name(p.id) for p in e.parts if isinstance(p, n.Name)), default=1) or 1
-    children = [*_children(e)]
-    return 1 + max((nesting(c, depth_of_name) for c in children), default=0)
+    deepest = 0
+    stack = [(e, 1)]
+    while stack:
+        e, level = stack.pop()
+        if e is None or isinstance(e, str):
+            continue
+        if isinstance(e, n.Name):
+            depth = level - 1 + max(1, depth_of_name(e.id))
+        elif isinstance(e, n.Template):
+            names = [depth_of_name(p.id) for p in e.parts if isinstance(p, n.Name)]
+            depth = level - 1 + max(1, *names) if names else level
+        else:
+            depth = level
+            stack.extend((child, level + 1) for child in _children(e))
+        if depth > deepest:
+            deepest = depth
+    return deepest
 
 
 def _children(e):
@@ -178,6 +187,8 @@ class TaskAnalysis(ValueAnalysis):
         #: re-checking it once per adversarial block was most of checking a big spec.
         self.base = base if base is not None and base.ok and base.vocab == vocab else None
         self._refs: dict[str, list[n.Name]] = {}
+        #: How deep each variable nests, counting what it reads (see ``nesting``).
+        self.depths: dict[str, int] = {}
         self.types: dict[str, str] = {}
         #: The variables in an order that evaluates each after what it uses (None on a cycle).
         self.order: list[str] | None = None
@@ -200,9 +211,11 @@ class TaskAnalysis(ValueAnalysis):
             return False
         order = evaluation_order(self.bindings, self.report, self.scope, self.refs)
         self.order = order
-        if order is None or not self._shallow_enough(order):
+        if order is None:
             return False
         inherited = self._inherited(order)
+        if not self._shallow_enough(order, inherited):
+            return False
         for name in order:
             self.types[name] = self.base.types[name] if name in inherited else self.infer(self.bindings[name].value)
         if self.report.raised == before:
@@ -212,16 +225,19 @@ class TaskAnalysis(ValueAnalysis):
         self.ok = self.report.raised == before
         return self.ok
 
-    def _shallow_enough(self, order: list[str]) -> bool:
+    def _shallow_enough(self, order: list[str], inherited: set[str]) -> bool:
         """Whether every variable nests at most MAX_CHAIN_DEPTH levels, counted through what it reads.
 
         Each expression is held to the limit by the parser, but the walkers here follow
         a variable into its binding, so a chain of variables nests as deep as its links
         together (C0110, as for one expression).
         """
-        depth: dict[str, int] = {}
+        depth = self.depths
         for name in order:
             binding = self.bindings[name]
+            if name in inherited:
+                depth[name] = self.base.depths[name]
+                continue
             depth[name] = nesting(binding.value, lambda ref: depth.get(ref, 0))
             if depth[name] > MAX_CHAIN_DEPTH:
                 self.report.error(
