@@ -206,3 +206,12 @@ def test_a_control_that_comes_close_says_so():
     assert "close: within 2x the target" in checks["random_model"]["result"]
     far = judge_controls(controls | {"random_model": run(False, 1400, 0.9), "nonsense": run(False, 1400, 1.0)}, circuit)
     assert "close" not in far["random_model"]["result"] and "close" not in far["nonsense"]["result"]
+
+
+def test_resample_and_frozen_norms_are_deterministic_whatever_the_workers(model, means):
+    config = replace(FAST, trials=4, group=2, steps=20, controls=False, baseline="none", ablation="resample",
+                     norm="frozen", loss="contrast", cleanup_steps=10)
+    a = prune(model, planted_batch(400, seed=4), means, replace(config, workers=1))
+    b = prune(model, planted_batch(400, seed=4), means, replace(config, workers=2))
+    assert [replace(t, seconds=0) for t in a.trials] == [replace(t, seconds=0) for t in b.trials]
+    assert a.circuit.nodes == b.circuit.nodes and a.circuit.loss == b.circuit.loss and a.cleanup == b.cleanup
