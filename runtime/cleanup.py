@@ -7,7 +7,7 @@ Each round runs three passes over the kept set:
     pairs     two nodes each needed alone can be jointly redundant (two
               copies of one signal): the pairs among the ``pair_candidates``
               nodes whose single removal costs least are tried, all in one
-              batched evaluation, and the best passing pair is removed
+              batched evaluation, and passing pairs are removed best first
     retrain   masks re-trained with every node outside the kept set held
               ablated, at the chosen lambda and 2x, 4x, 8x it (one batched
               group), each discretised within the kept set; a smaller
@@ -57,27 +57,40 @@ def cleanup(task: PruneTask, pick: _Pick, scores: Tensor, hp: Hyperparameters, c
 
 
 def _pairs(task: PruneTask, pick: _Pick, config, fit: list[Chunk]) -> _Pick:
-    """Remove the best jointly removable pair among the cheapest single removals, while one passes."""
-    while int(pick.keep.sum()) >= 2 and config.pair_candidates >= 2:
-        kept = pick.keep.nonzero().flatten()
-        without = pick.keep.repeat(len(kept), 1)
-        without[torch.arange(len(kept)), kept] = False
-        single = task.evaluate_many(without, fit)
-        cheap = kept[torch.argsort(single, stable=True)[: config.pair_candidates]].tolist()
-        pairs = list(combinations(sorted(cheap), 2))
-        sets = pick.keep.repeat(len(pairs), 1)
-        for row, (i, j) in enumerate(pairs):
-            sets[row, [i, j]] = False
-        losses = task.evaluate_many(sets, fit)
-        for row in torch.argsort(losses, stable=True).tolist():
-            if losses[row] > config.target:
-                return pick
-            loss, accuracy = task.evaluate(sets[row])
-            if loss <= config.target:
-                pick = _Pick(sets[row].clone(), loss, accuracy, True, pick.evaluated + len(kept) + len(pairs) + 1)
-                break
-        else:
-            return pick
+    """Remove jointly removable pairs among the cheapest single removals.
+
+    The single removals and the candidate pairs are each measured once, in
+    batched passes; pairs are then taken best first, each checked on top of
+    the pairs already removed (on the fit rows, then held out).
+    """
+    if int(pick.keep.sum()) < 2 or config.pair_candidates < 2:
+        return pick
+    kept = pick.keep.nonzero().flatten()
+    without = pick.keep.repeat(len(kept), 1)
+    without[torch.arange(len(kept)), kept] = False
+    single = task.evaluate_many(without, fit)
+    cheap = kept[torch.argsort(single, stable=True)[: config.pair_candidates]].tolist()
+    pairs = list(combinations(sorted(cheap), 2))
+    sets = pick.keep.repeat(len(pairs), 1)
+    for row, (i, j) in enumerate(pairs):
+        sets[row, [i, j]] = False
+    losses = task.evaluate_many(sets, fit)
+    evaluated = pick.evaluated + len(kept) + len(pairs)
+    for row in torch.argsort(losses, stable=True).tolist():
+        if losses[row] > config.target:
+            break
+        i, j = pairs[row]
+        if not (pick.keep[i] and pick.keep[j]):
+            continue
+        keep = pick.keep.clone()
+        keep[[i, j]] = False
+        evaluated += 1
+        if task.chunks_loss(keep, fit)[0] > config.target:
+            continue
+        loss, accuracy = task.evaluate(keep)
+        evaluated += 1
+        if loss <= config.target:
+            pick = _Pick(keep, loss, accuracy, True, evaluated)
     return pick
 
 
