@@ -142,8 +142,9 @@ def fit_least_squares(bridge: Bridge, dense: SparseGPT, sparse: SparseGPT, batch
     Both streams are tiny (RMS 0.02-0.3 on the shipped models) and of different
     sizes per boundary, so from a random start Adam spends hundreds of steps
     just reaching the right scale: the maps it left were poor (NMSE 0.4-0.9).
-    The best linear map is a closed form away. Sums are taken in float64 in a
-    fixed order, so the fit does not depend on the thread count.
+    The best linear map is a closed form away. Sums are taken batch by batch in
+    float64 and the maps cast to float32, which leaves the fit the same whatever
+    the thread count (tests/runtime/test_bridge.py holds it to that).
 
     The encoder's k is the sparse model's own: the rounded mean number of
     nonzero channels of its stream at that boundary (its residual stream is
