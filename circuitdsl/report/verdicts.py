@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from circuitdsl.report.bridges import bridge_tables, bridges_html
+from circuitdsl.report.explorer import explorer_html
 from circuitdsl.report.width import natural_width, print_wide
 from circuitdsl.verification.controls import LABELS, WARNING, control_warnings, judge_controls
 from circuitdsl.verification.results import ClaimResult, FileResult, HypothesisResult
@@ -239,6 +240,7 @@ def _hypothesis_html(run: HypothesisResult, strict: bool) -> str:
         out.append("<h3>adversarial curves</h3><div class='curves'>")
         out.extend(curve_svg(title, points) for title, points in curves)
         out.append("</div>")
+    out.append(explorer_html(run.circuit, run.explorer, roles))
     out.append(bridges_html(run.bridges or {}))
     out.append(_controls_html(run.controls, run.circuit))
     return "\n".join(out)

@@ -61,6 +61,8 @@ class HypothesisResult:
     #: Per bridge its claims went through: NMSE and KL per boundary, the hybrid passes'
     #: accuracy, and the same for the control bridge (fitted to the untrained model).
     bridges: dict = attrs.field(factory=dict)
+    #: What each circuit node does (``verification/explain.py``): top prompts, latent split, edges.
+    explorer: dict = attrs.field(factory=dict)
 
     @property
     def refuted(self) -> bool:
@@ -139,6 +141,7 @@ def _hypothesis_json(h: HypothesisResult, strict: bool) -> dict:
         "picture": h.picture,
         "picture_svg": h.picture_svg,
         "bridges": h.bridges,
+        "explorer": h.explorer,
         "claims": [
             {
                 "id": c.id,
@@ -184,4 +187,5 @@ def _hypothesis_from_json(h: dict) -> HypothesisResult:
     return HypothesisResult(
         h["name"], h["prune"], h["task"], tuple(claims), h["circuit"], h["controls"], h["record"],
         h.get("picture"), h.get("picture_svg"), h.get("bridges") or {},
+        h.get("explorer") or {},
     )

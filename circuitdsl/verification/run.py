@@ -30,6 +30,7 @@ from circuitdsl.spec.checked import HypothesisSpec, CheckedSpec
 from circuitdsl.store.files import atomic_write_text
 from circuitdsl.verification.arm import VerifyContext
 from circuitdsl.verification.engine import verify_hypothesis
+from circuitdsl.verification.explain import explain_circuit
 from circuitdsl.verification.results import HypothesisResult, aggregate
 
 
@@ -107,6 +108,8 @@ def verify_hypothesis_over_seeds(
             bridges=bridges,
         )
         per_seed.append(verify_hypothesis(hyp, context, progress=claim_progress))
+        if offset == 0:
+            explorer = explain_circuit(trained, found, spec.tasks[prune.task], seed=seed)
         clock["verify"] = time.perf_counter()
         seconds = {
             "train": clock["train"] - clock["start"],
@@ -135,6 +138,7 @@ def verify_hypothesis_over_seeds(
         picture=picture,
         picture_svg=first.circuit.to_svg(labels),
         bridges=first_bridges or {},
+        explorer=explorer,
     )
 
 
