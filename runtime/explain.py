@@ -211,7 +211,7 @@ def _latent_split(values: list[float], latents: Sequence[Mapping[str, object]]) 
             skipped[name] = "one value in these samples" if groups else "not a plain value"
             continue
         if len(groups) > MAX_LATENT_VALUES:
-            skipped[name] = f"{len(groups)} distinct values (at most {MAX_LATENT_VALUES} are split on)"
+            skipped[name] = f"{len(groups)} distinct values; at most {MAX_LATENT_VALUES} are split on"
             continue
         every = [v for group in groups.values() for v in group]
         grand = math.fsum(every) / len(every)
