@@ -13,14 +13,8 @@ MODEL = planted_model()
 BATCH = planted_batch(64, seed=3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Models this small gain nothing from threads, and on a busy machine the
-    # threads' spin-waiting makes each forward pass ~50x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: see one_thread in conftest.py.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_readout_matches_answer_pos_mode_and_the_planted_model_is_right():

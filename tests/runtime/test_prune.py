@@ -12,30 +12,14 @@ from runtime.ablation import ablation_hooks, keep_masks, mean_activations, resam
 from runtime.circuit import circuit_edges
 from runtime.masks import NodeMasks, _Gate, straight_through
 from runtime.nodes import all_nodes, sites
-from runtime.planted import CONFIG, DISTRACTORS, PLANTED, planted_batch, planted_model
+from runtime.planted import CONFIG, DISTRACTORS, PLANTED, planted_batch
 from runtime.prune import IdentityCheckError, PruneConfig, check_identity, discretise, length_chunks, prune
 
 FAST = PruneConfig(trials=3, steps=80, batch=128, eval_examples=256)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The planted model is tiny: a second thread only adds synchronisation,
-    # and on a shared machine oversubscription makes it many times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return planted_model()
-
-
-@pytest.fixture(scope="module")
-def means(model):
-    return mean_activations(model, planted_batch(1000, seed=2).split(250))
+# Tiny models: see one_thread in conftest.py.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +310,6 @@ def test_circuit_renders_to_json_dot_and_svg(result):
     text = " ".join(el.text or "" for el in root.iter())
     assert all(name in text for name in circuit.nodes) and "copier" in text
     assert "http" not in svg.replace("http://www.w3.org/2000/svg", "")
-
 
 
 def test_shrink_drops_every_node_the_loss_does_not_need(model, means):

@@ -6,34 +6,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runtime.ablation import mean_activations
 from runtime.cleanup import _pairs
 from runtime.losses import rivals, row_losses
 from runtime.nodes import all_nodes
 from runtime.norms import frozen_norms, norm_scales
-from runtime.planted import CONFIG, PLANTED, planted_batch, planted_model
+from runtime.planted import CONFIG, PLANTED, planted_batch
 from runtime.prune import IdentityCheckError, PruneConfig, PruneTask, _Pick, check_identity, prune, split_task
 from runtime.trials import Hyperparameters, train_group
 
 FAST = PruneConfig(trials=3, steps=80, batch=128, eval_examples=256)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return planted_model()
-
-
-@pytest.fixture(scope="module")
-def means(model):
-    return mean_activations(model, planted_batch(1000, seed=2).split(250))
+# Tiny models: see one_thread in conftest.py.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def task_of(model, means, **settings):

@@ -43,14 +43,8 @@ prune find { train = run  task = quote }
 CIRCUIT = PLANTED + ("0.attn.resid_in[5]", "0.attn.v[4]")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Models this small gain nothing from threads, and on a busy machine the
-    # threads' spin-waiting makes each forward pass ~50x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: see one_thread in conftest.py.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 HYPOTHESIS = r'''
 hypothesis h on find {
