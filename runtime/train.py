@@ -41,6 +41,9 @@ class TrainConfig:
     eps: float = 1e-8
     loss_on: str = "answer"  # or "all": every prompt position too
     eval_every: int = 100  # steps between held-out evaluations (and the final one)
+    # The stopping rule: once density has reached its target, training ends at the first
+    # evaluation where every task's held-out accuracy is at least this. None runs every step.
+    stop_accuracy: float | None = None
     # A snapshot of the weights is kept this often, so a NaN can roll back to it.
     snapshot_every: int = 50
 
@@ -51,6 +54,8 @@ class TrainConfig:
             raise ValueError(f"loss_on must be 'answer' or 'all', got {self.loss_on!r}")
         if self.lr <= 0 or self.grad_clip <= 0 or self.eps <= 0:
             raise ValueError("lr, grad_clip and eps must be positive")
+        if self.stop_accuracy is not None and not 0 <= self.stop_accuracy <= 1:
+            raise ValueError(f"stop_accuracy must be in [0, 1], got {self.stop_accuracy}")
 
 
 @dataclass
@@ -72,6 +77,8 @@ class TrainResult:
     tokens: int = 0
     #: Why training stopped early (a non-finite loss), or None when it ran to the end.
     stopped: str | None = None
+    #: Why the stopping rule ended training before its last step, or None when it did not.
+    finished_early: str | None = None
     #: Tasks whose held-out loss ended at chance although training finished.
     collapsed: list[str] = field(default_factory=list)
 
@@ -165,6 +172,11 @@ def train(
     (learning rate and density as in the full run), then the held-out evaluation:
     the start of the full run, bit for bit, to preview whether a task is learned.
 
+    With ``config.stop_accuracy``, the run ends once the anneal is done and
+    every task's held-out accuracy has reached it (``finished_early`` says
+    when): the first steps of the run without the rule, bit for bit, so the
+    circuits are still pruned from a model at its target density.
+
     On a non-finite loss, training stops, the weights roll back to the last
     snapshot, and the result's ``stopped`` says where; the caller decides
     whether to keep that model.
@@ -184,6 +196,9 @@ def train(
     recent: list[float] = []
     last: dict = {}
     final_step = config.steps if stop_after is None else max(1, min(stop_after, config.steps))
+    # The rule is first checked right after the first step taken at the target density
+    # (density_schedule's own test), then at every evaluation.
+    annealed_from = math.ceil(config.anneal[1] * config.steps)
     for step in range(final_step):
         density = density_schedule(step, config.steps, mc.density, *config.anneal)
         lr = sharkfin_lr(step, config.steps, config.lr, config.warmup, density, mc.density)
@@ -210,7 +225,8 @@ def train(
         if result.steps_done % config.snapshot_every == 0:
             snapshot = _snapshot(model)
         done = result.steps_done
-        if done % config.eval_every == 0 or done == final_step:
+        check_rule = config.stop_accuracy is not None and step >= annealed_from
+        if done % config.eval_every == 0 or done == final_step or (check_rule and step == annealed_from):
             metrics = evaluate(model, eval_set)
             last = {
                 "step": done,
@@ -223,6 +239,11 @@ def train(
             result.curve.append(last)
             result.final = metrics
             recent = []
+            if check_rule and done < final_step and all(m.accuracy >= config.stop_accuracy for m in metrics.values()):
+                result.finished_early = (
+                    f"every task reached {config.stop_accuracy:.1%} held-out accuracy at step {done} of "
+                    f"{config.steps}, after the anneal"
+                )
         if progress is not None:
             elapsed = time.perf_counter() - started
             progress(
@@ -236,6 +257,8 @@ def train(
                     "tasks": last.get("tasks", {}),
                 },
             )
+        if result.finished_early is not None:
+            break
     result.seconds = time.perf_counter() - started
     if result.stopped is not None or not result.final:
         result.final = evaluate(model, eval_set)

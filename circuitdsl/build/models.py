@@ -135,11 +135,15 @@ def _record(plan: TrainPlan, trained) -> dict:
     metrics = {name: attrs.asdict(m) if attrs.has(type(m)) else vars(m) for name, m in result.final.items()}
     densities = measured_density(model)
     summary = ", ".join(f"{name} {m['accuracy']:.1%}" for name, m in metrics.items())
+    if result.finished_early:
+        summary += f" (stopped at step {result.steps_done} of {plan.train['steps']})"
     return {
         "summary": f"{plan.name}: {summary}",
         "plan": plan.describe(),
         "metrics": metrics,
         "curve": result.curve,
+        "steps_done": result.steps_done,
+        "finished_early": result.finished_early,
         "seconds": result.seconds,
         "tokens": result.tokens,
         "density": densities,

@@ -24,6 +24,7 @@ TOKENS = "list of strings"
 CHARS = "string or `printable`"
 MIXTURE = "task, list of tasks, or {task: weight}"
 TARGET = "loss bound (loss <= x)"
+STOP = "stopping rule (accuracy >= x, or never)"
 
 
 @attrs.frozen
@@ -89,7 +90,10 @@ MODEL: dict[str, Setting] = {
 TRAIN: dict[str, Setting] = {
     "model": _ref("model", "the architecture to train"),
     "tasks": Setting(MIXTURE, REQUIRED, "the tasks to train on, with mixture weights (equal by default)", ref="task"),
-    "steps": Setting(POSITIVE_INT, 800, "optimizer steps", low=1, high=10**8),
+    "steps": Setting(POSITIVE_INT, 800, "optimizer steps: all of them, or the most a stopping rule lets run", low=1, high=10**8),
+    "stop": Setting(
+        STOP, None, "stop once the anneal is done and every task's held-out accuracy reaches x (checked at each evaluation)"
+    ),
     "batch": Setting(POSITIVE_INT, 128, "examples per step", low=1, high=1 << 20),
     "lr": Setting(POSITIVE_NUMBER, 1e-3, "peak learning rate of the sharkfin schedule", low=0),
     "seed": Setting(NONNEG_INT, 0, "seeds weights and data; same seed, same model", low=0, high=2**63 - 1),

@@ -223,6 +223,8 @@ class SettingsChecker:
                 self.report.error("C0401", f"`{name}` must be a positive loss, found {value:g}", bound.span, hint="the paper prunes to 0.15 nats")
                 return _INVALID
             return value
+        if kind == s.STOP:
+            return self._stop(expr, name)
         if setting.choices:
             if isinstance(expr, n.Name):
                 if expr.id in setting.choices:
@@ -235,6 +237,19 @@ class SettingsChecker:
         if setting.ref is not None:
             return self.reference(expr, setting.ref)
         raise AssertionError(f"unhandled setting type {kind}")
+
+    def _stop(self, expr: n.Expr, name: str) -> float | None | object:
+        """`never`, or `accuracy >= x` with x a share: None, or x."""
+        if isinstance(expr, n.Name) and expr.id == "never":
+            return None
+        bound = expr
+        if isinstance(expr, n.Binary) and isinstance(expr.left, n.Name):
+            if expr.left.id != "accuracy" or expr.op not in (">=", ">"):
+                raise NotConstant("found a comparison that is not `accuracy >= x`", expr.span, hint="write `stop = accuracy >= 98%`")
+            bound = expr.right
+        elif not isinstance(expr, (n.Number, n.Percent)):
+            raise NotConstant(f"found {_describe(expr)}", expr.span, hint="write `stop = accuracy >= 98%`, or `stop = never`")
+        return self._check_bounds(s.Setting(s.SHARE, 0, ""), float(self._number(s.Setting(s.SHARE, 0, ""), bound, name, integer=False)), bound, name)
 
     def reference(self, expr: n.Expr, kind: str) -> str | object:
         if not isinstance(expr, n.Name):

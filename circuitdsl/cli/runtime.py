@@ -186,6 +186,8 @@ def _model_report(name: str, key: str, trained, cache) -> dict:
         "density": record["density"],
         "seconds": record["seconds"],
         "tokens": record["tokens"],
+        "steps": record.get("steps_done"),
+        "finished_early": record.get("finished_early"),
     }
 
 

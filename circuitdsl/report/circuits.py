@@ -21,6 +21,8 @@ def model_table(report: dict) -> Table:
         table.add_row(task, f"{m['accuracy']:.1%}", f"{m['loss']:.4f}", str(m["examples"]))
     densities = sorted(set(round(d, 6) for d in report["density"].values()))
     table.caption = f"weight density of sparsified matrices: {', '.join(f'{d:.4g}' for d in densities)}; saved in {report['path']}"
+    if report.get("finished_early"):
+        table.caption = f"stopping rule: {report['finished_early']}; {table.caption}"
     return table
 
 

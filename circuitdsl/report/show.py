@@ -28,9 +28,14 @@ def _settings_table(title: str, specs: dict) -> Table | None:
         row = []
         for spec in specs.values():
             value = getattr(spec, field)
-            row.append(getattr(value, "name", None) or _plain(value))
+            shown = _SHOWN.get(field)
+            row.append(shown(value) if shown else getattr(value, "name", None) or _plain(value))
         table.add_row(field, *row)
     return table
+
+
+#: Settings whose checked value reads better written back as the spec writes it.
+_SHOWN = {"stop": lambda share: "never" if share is None else f"accuracy >= {share:.4g}"}
 
 
 def _plain(value) -> str:

@@ -79,6 +79,8 @@ class TrainSpec:
     #: (task name, weight); weights sum to 1.
     mixture: tuple[tuple[str, float], ...]
     steps: int
+    #: Held-out accuracy every task must reach, once annealed, to stop before `steps`; None: never.
+    stop: float | None
     batch: int
     lr: float
     seed: int

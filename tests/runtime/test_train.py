@@ -126,3 +126,35 @@ def test_stop_after_runs_the_start_of_the_full_schedule_then_evaluates():
     assert start_steps[-1][:2] == (30, 30) and start.steps_done == 30
     assert [c["step"] for c in start.curve] == [30] and start.final["quote"].examples == 200
     assert full.steps_done == 150
+
+
+def test_the_stopping_rule_ends_the_run_after_the_anneal_with_the_full_runs_weights():
+    full_model, stopped_model = _model(), _model()
+    full = train(full_model, FAST, _stream(0), EVAL)
+    rule = TrainConfig(steps=150, lr=1e-2, eval_every=50, anneal=(0.05, 0.5), stop_accuracy=0.9)
+    stopped = train(stopped_model, rule, _stream(0), EVAL)
+    # The anneal ends at step 75: the rule is checked right after it, then at every evaluation.
+    assert stopped.finished_early is not None and stopped.steps_done < 150, stopped.curve
+    assert stopped.steps_done >= 76 and stopped.final["quote"].accuracy >= 0.9
+    assert stopped.ok
+    # Bit for bit the first steps of the run without the rule: the same schedule, cut short.
+    again = _model()
+    train(again, FAST, _stream(0), EVAL, stop_after=stopped.steps_done)
+    for a, b in zip(again.state_dict().values(), stopped_model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert full.steps_done == 150 and full.finished_early is None
+    for name, w in sparsified_parameters(stopped_model):
+        assert torch.count_nonzero(w).item() == max(1, round(0.25 * w.numel())), name
+
+
+def test_the_stopping_rule_never_fires_before_the_anneal_is_done_or_when_accuracy_falls_short():
+    early = train(_model(), TrainConfig(steps=150, lr=1e-2, eval_every=10, anneal=(0.05, 0.9), stop_accuracy=0.0), _stream(0), EVAL)
+    assert early.finished_early is not None and early.steps_done == math.ceil(0.9 * 150) + 1
+    # At a rate this small the quotes are not learned, so the run goes to its last step.
+    short = train(_model(), TrainConfig(steps=40, lr=1e-5, eval_every=10, anneal=(0.05, 0.5), stop_accuracy=0.9), _stream(1), EVAL)
+    assert short.final["quote"].accuracy < 0.9 and short.steps_done == 40 and short.finished_early is None
+
+
+def test_a_stop_accuracy_outside_zero_one_is_refused():
+    with pytest.raises(ValueError, match="stop_accuracy"):
+        TrainConfig(steps=10, stop_accuracy=1.5)
