@@ -106,6 +106,7 @@ TRAIN: dict[str, Setting] = {
     "eps": Setting(POSITIVE_NUMBER, 1e-8, "Adam epsilon", low=0),
     "loss_on": _enum("answer", "which positions the loss covers", "answer", "all"),
     "eval_examples": Setting(POSITIVE_INT, 1000, "held-out examples per task for evaluation", low=1, high=10**6),
+    "eval_every": Setting(POSITIVE_INT, 100, "steps between held-out evaluations, and so between checks of `stop`", low=1, high=10**8),
 }
 
 PRUNE: dict[str, Setting] = {

@@ -12,7 +12,7 @@ from circuitdsl.verification.controls import LABELS, OK, judge_controls
 
 def model_table(report: dict) -> Table:
     origin = "from cache" if report["cached"] else f"trained in {report['seconds']:.1f} s"
-    table = Table(title=f"model `{report['train']}` ({origin}, key {report['key']})", title_justify="left")
+    table = Table(title=f"model `{report['train']}` ({origin}, key {report['key']})", title_justify="left", caption_justify="left")
     table.add_column("task")
     table.add_column("held-out accuracy", justify="right")
     table.add_column("loss", justify="right")
@@ -62,7 +62,7 @@ def quick_table(report: dict) -> Table:
         f"quick check of `{report['train']}`: {report['steps']} of {report['recipe_steps']} steps in "
         f"{report['seconds']:.1f} s (not cached)"
     )
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", caption_justify="left")
     for column in ("task", "held-out accuracy", "chance", "loss", "chance loss", "from chance", "verdict"):
         table.add_column(column, justify="left" if column in ("task", "verdict") else "right")
     style = {LEARNING: "green", NOT_YET: "yellow", AT_CHANCE: "red"}
@@ -93,7 +93,7 @@ def circuit_tables(report: dict) -> list:
     circuit, baseline, controls = report["circuit"], report["baseline"], report["controls"]
     origin = "from cache" if report.get("cached") else "pruned now"
     title = f"circuit of `{report['prune']}` on task `{report['task']}` ({origin})"
-    summary = Table(title=title, title_justify="left")
+    summary = Table(title=title, title_justify="left", caption_justify="left")
     summary.add_column("")
     summary.add_column("learned" if circuit["method"] == "learned" else circuit["method"], justify="right")
     if baseline:
@@ -127,7 +127,7 @@ def circuit_tables(report: dict) -> list:
     summary.caption = "; ".join(caption)
     out = [summary]
     if controls:
-        table = Table(title="controls", title_justify="left")
+        table = Table(title="controls", title_justify="left", caption_justify="left")
         for column in ("control", "result", "verdict"):
             table.add_column(column)
         for name, check in judge_controls(controls, circuit).items():

@@ -93,6 +93,7 @@ class TrainSpec:
     eps: float
     loss_on: str
     eval_examples: int
+    eval_every: int
     span: Span | None = span_field()
     #: The vocab its model tokenizes with: what the file declaring the block sees (its own
     #: vocab block merged into those of the files it imports). None: the program's.

@@ -91,6 +91,8 @@ def plan_training(tasks: dict[str, TaskSpec], vocab: VocabSpec, spec: TrainSpec,
         "betas": (spec.beta1, spec.beta2),
         "eps": spec.eps,
         "loss_on": spec.loss_on,
+        # Part of the key: with a stopping rule the evaluations decide where training ends.
+        "eval_every": spec.eval_every,
     }
     if spec.stop is not None:
         # Only when set, so the keys of models trained without a rule stay as they were.
