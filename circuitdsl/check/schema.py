@@ -94,6 +94,7 @@ TRAIN: dict[str, Setting] = {
     "stop": Setting(
         STOP, None, "stop once the anneal is done and every task's held-out accuracy reaches x (checked at each evaluation)"
     ),
+    "cooldown": Setting(SHARE, 0.0, "share of `steps` over which the rate falls to 0 once `stop` fires"),
     "batch": Setting(POSITIVE_INT, 128, "examples per step", low=1, high=1 << 20),
     "lr": Setting(POSITIVE_NUMBER, 1e-3, "peak learning rate of the sharkfin schedule", low=0),
     "seed": Setting(NONNEG_INT, 0, "seeds weights and data; same seed, same model", low=0, high=2**63 - 1),

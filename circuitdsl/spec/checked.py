@@ -81,6 +81,8 @@ class TrainSpec:
     steps: int
     #: Held-out accuracy every task must reach, once annealed, to stop before `steps`; None: never.
     stop: float | None
+    #: Share of `steps` the rate takes to fall to 0 after the rule fires.
+    cooldown: float
     batch: int
     lr: float
     seed: int

@@ -97,6 +97,7 @@ def plan_training(tasks: dict[str, TaskSpec], vocab: VocabSpec, spec: TrainSpec,
     if spec.stop is not None:
         # Only when set, so the keys of models trained without a rule stay as they were.
         train["stop_accuracy"] = spec.stop
+        train["cooldown"] = round(spec.cooldown * spec.steps)
     chosen = tuple(tasks[name] for name, _ in spec.mixture)
     weights = tuple(w for _, w in spec.mixture)
     seed = spec.seed if seed is None else seed

@@ -158,3 +158,22 @@ def test_the_stopping_rule_never_fires_before_the_anneal_is_done_or_when_accurac
 def test_a_stop_accuracy_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match="stop_accuracy"):
         TrainConfig(steps=10, stop_accuracy=1.5)
+
+
+def test_after_the_rule_fires_the_cooldown_brings_the_rate_down_to_zero():
+    seen = []
+    config = TrainConfig(steps=150, lr=1e-2, eval_every=50, anneal=(0.05, 0.5), stop_accuracy=0.9, cooldown=20)
+    result = train(_model(), config, _stream(0), EVAL, progress=lambda done, total, info: seen.append((done, total, info["lr"])))
+    plain = train(_model(), TrainConfig(steps=150, lr=1e-2, eval_every=50, anneal=(0.05, 0.5), stop_accuracy=0.9), _stream(0), EVAL)
+    fired = plain.steps_done
+    assert result.steps_done == fired + 20 and "20 steps of cooldown" in result.finished_early
+    rates = [lr for done, _, lr in seen[fired:]]
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 0.06 * seen[fired - 1][2]
+    assert seen[-1][:2] == (fired + 20, fired + 20)  # the bar's total follows the new end
+    assert result.final["quote"].accuracy >= 0.9 and result.ok
+
+
+def test_a_cooldown_longer_than_what_is_left_runs_the_schedule_to_its_end():
+    config = TrainConfig(steps=150, lr=1e-2, eval_every=50, anneal=(0.05, 0.5), stop_accuracy=0.9, cooldown=140)
+    result = train(_model(), config, _stream(0), EVAL)
+    assert result.steps_done == 150 and result.finished_early is None
