@@ -25,7 +25,7 @@ from itertools import combinations
 import torch
 from torch import Tensor
 
-from .pruning_task import Chunk, Progress, PruneTask, _Pick, discretise, fit_chunks, shrink
+from .pruning_task import Chunk, Progress, PruneTask, _Pick, discretise, evaluate_sets, fit_chunks, shrink
 from .trials import Hyperparameters, train_group
 
 #: Lambda multiples the re-training tries: the kept set already meets the
@@ -34,17 +34,20 @@ RETRAIN_LAMBDAS = (1.0, 2.0, 4.0, 8.0)
 
 
 def cleanup(task: PruneTask, pick: _Pick, scores: Tensor, hp: Hyperparameters, config, progress: Progress,
-            run: str = "cleanup") -> tuple[_Pick, list[dict]]:
-    """``pick`` cleaned up; also one record per round (nodes after each pass)."""
+            run: str = "cleanup", workers=None) -> tuple[_Pick, list[dict]]:
+    """``pick`` cleaned up; also one record per round (nodes after each pass).
+
+    ``workers`` share out the evaluations (not the re-training, whose
+    result depends on how trials are grouped); the result is the same."""
     rounds: list[dict] = []
     if not pick.reached or config.cleanup_rounds == 0:
         return pick, rounds
     fit = fit_chunks(task)
     for number in range(config.cleanup_rounds):
         size = int(pick.keep.sum())
-        pick = shrink(task, pick, scores, config.target, fit)
+        pick = shrink(task, pick, scores, config.target, fit, workers)
         singles = int(pick.keep.sum())
-        pick = _pairs(task, pick, config, fit)
+        pick = _pairs(task, pick, config, fit, workers)
         pairs = int(pick.keep.sum())
         if config.cleanup_steps > 0:
             pick, scores = _retrain(task, pick, scores, hp, config, progress, f"{run} {number + 1}")
@@ -56,7 +59,7 @@ def cleanup(task: PruneTask, pick: _Pick, scores: Tensor, hp: Hyperparameters, c
     return pick, rounds
 
 
-def _pairs(task: PruneTask, pick: _Pick, config, fit: list[Chunk]) -> _Pick:
+def _pairs(task: PruneTask, pick: _Pick, config, fit: list[Chunk], workers=None) -> _Pick:
     """Remove jointly removable pairs among the cheapest single removals.
 
     The single removals and the candidate pairs are each measured once, in
@@ -68,13 +71,13 @@ def _pairs(task: PruneTask, pick: _Pick, config, fit: list[Chunk]) -> _Pick:
     kept = pick.keep.nonzero().flatten()
     without = pick.keep.repeat(len(kept), 1)
     without[torch.arange(len(kept)), kept] = False
-    single = task.evaluate_many(without, fit)
+    single = evaluate_sets(task, without, fit, workers)
     cheap = kept[torch.argsort(single, stable=True)[: config.pair_candidates]].tolist()
     pairs = list(combinations(sorted(cheap), 2))
     sets = pick.keep.repeat(len(pairs), 1)
     for row, (i, j) in enumerate(pairs):
         sets[row, [i, j]] = False
-    losses = task.evaluate_many(sets, fit)
+    losses = evaluate_sets(task, sets, fit, workers)
     evaluated = pick.evaluated + len(kept) + len(pairs)
     for row in torch.argsort(losses, stable=True).tolist():
         if losses[row] > config.target:

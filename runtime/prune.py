@@ -54,6 +54,7 @@ from .pruning_task import (  # noqa: F401  (re-exported: the pipeline's public p
     _Task,
     check_identity,
     discretise,
+    evaluate_sets,
     length_chunks,
     shrink,
     split_task,
@@ -404,7 +405,7 @@ def _prune(task: PruneTask, run: _Run) -> PruneResult:
         mask_scores = _by_site(model, scores)
         run.lap("search")
         if config.shrink:
-            learned, cleanup_rounds = cleanup(task, learned, scores, best, config, run.report)
+            learned, cleanup_rounds = cleanup(task, learned, scores, best, config, run.report, workers=run.workers)
             run.lap("cleanup")
     if config.method == "attribution" or config.baseline == "attribution":
         scores = attribution_scores(task, task.train)
@@ -479,7 +480,7 @@ def _controls(task: PruneTask, pick: _Pick, circuit: Circuit, hp: Hyperparameter
     kept = pick.keep.nonzero().flatten()
     without = pick.keep.repeat(len(kept), 1)
     without[torch.arange(len(kept)), kept] = False
-    losses = task.evaluate_many(without).tolist() if len(kept) else []
+    losses = evaluate_sets(task, without, workers=run.workers).tolist() if len(kept) else []
     run.report("minimality", len(kept), len(kept), {})
     minimality = {names[index]: loss for index, loss in zip(kept.tolist(), losses)}
     removable = tuple(name for name, loss in minimality.items() if loss <= config.target)

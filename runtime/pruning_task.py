@@ -282,7 +282,8 @@ def fit_chunks(task: PruneTask) -> list[Chunk]:
     return [task.prepare(part) for part in length_chunks(task.train.select(slice(0, len(task.eval))), task.chunk)]
 
 
-def shrink(task: PruneTask, pick: _Pick, scores: Tensor, target: float, fit: list[Chunk] | None = None) -> _Pick:
+def shrink(task: PruneTask, pick: _Pick, scores: Tensor, target: float, fit: list[Chunk] | None = None,
+           workers=None) -> _Pick:
     """``pick`` with kept nodes dropped greedily, lowest score first, while the loss stays <= target.
 
     Each removal is decided on a part of the *train* split, so the eval
@@ -290,22 +291,52 @@ def shrink(task: PruneTask, pick: _Pick, scores: Tensor, target: float, fit: lis
     to. When the shrunk circuit misses the target on the eval split (a
     choice that overfitted), the unshrunk pick is returned. A pick that
     never reached the target is returned as it is.
+
+    With ``workers``, the next few candidates are tried side by side, each
+    against the same kept set: most removals fail, and until one passes those
+    are exactly the trials the one-at-a-time loop makes. Past the first that
+    passes, the window's other results are dropped and tried again on the
+    smaller set, so the outcome is the sequential one.
     """
     if not pick.reached:
         return pick
     fit = fit_chunks(task) if fit is None else fit
     keep = pick.keep.clone()
     kept = keep.nonzero().flatten()
-    evaluated = pick.evaluated
-    for index in kept[torch.argsort(scores[kept], stable=True)].tolist():
-        keep[index] = False
-        evaluated += 1
-        if task.chunks_loss(keep, fit)[0] > target:
-            keep[index] = True
+    order = kept[torch.argsort(scores[kept], stable=True)].tolist()
+    ahead = workers.n if workers is not None else 1
+    evaluated, at = pick.evaluated, 0
+    while at < len(order):
+        window = order[at : at + ahead]
+        trial_sets = []
+        for index in window:
+            trial = keep.clone()
+            trial[index] = False
+            trial_sets.append(trial)
+        if workers is None:
+            losses = [task.chunks_loss(trial_sets[0], fit)[0]]
+        else:
+            losses = workers.map(lambda worker, trial: worker.chunks_loss(trial, fit)[0], trial_sets)
+        passed = next((i for i, loss in enumerate(losses) if loss <= target), None)
+        tried = len(window) if passed is None else passed + 1
+        evaluated += tried
+        at += tried
+        if passed is not None:
+            keep[window[passed]] = False
     loss, accuracy = task.evaluate(keep)
     if loss > target:
         return pick
     return _Pick(keep, loss, accuracy, True, evaluated + 1)
+
+
+def evaluate_sets(task: PruneTask, keeps: Tensor, chunks: list[Chunk] | None = None, workers=None,
+                  width: int = 16) -> Tensor:
+    """``task.evaluate_many``, its groups of ``width`` sets shared out among ``workers``: the same numbers,
+    since each set's loss depends only on its own group."""
+    if workers is None or len(keeps) <= width:
+        return task.evaluate_many(keeps, chunks, width)
+    groups = list(keeps.split(width))
+    return torch.cat(workers.map(lambda worker, group: worker.evaluate_many(group, chunks, width), groups))
 
 
 def split_task(batch: Batch, eval_examples: int) -> tuple[Batch, Batch]:

@@ -91,13 +91,14 @@ def plan_training(tasks: dict[str, TaskSpec], vocab: VocabSpec, spec: TrainSpec,
         "betas": (spec.beta1, spec.beta2),
         "eps": spec.eps,
         "loss_on": spec.loss_on,
-        # Part of the key: with a stopping rule the evaluations decide where training ends.
         "eval_every": spec.eval_every,
     }
+    # The rule's settings are part of the key only when there is a rule, so the keys of
+    # models trained without one stay as they were: only then do evaluations decide anything.
+    identity_train = {k: v for k, v in train.items() if k != "eval_every"}
     if spec.stop is not None:
-        # Only when set, so the keys of models trained without a rule stay as they were.
-        train["stop_accuracy"] = spec.stop
-        train["cooldown"] = round(spec.cooldown * spec.steps)
+        train |= {"stop_accuracy": spec.stop, "cooldown": round(spec.cooldown * spec.steps)}
+        identity_train = train
     chosen = tuple(tasks[name] for name, _ in spec.mixture)
     weights = tuple(w for _, w in spec.mixture)
     seed = spec.seed if seed is None else seed
@@ -105,7 +106,7 @@ def plan_training(tasks: dict[str, TaskSpec], vocab: VocabSpec, spec: TrainSpec,
     identity = {
         "code": TRAINING_CODE_VERSION,
         "model": model,
-        "train": train,
+        "train": identity_train,
         "mixture": [[t.name, w] for t, w in zip(chosen, weights)],
         "tasks": [to_data(t) for t in chosen],
         "vocab": to_data(vocab),

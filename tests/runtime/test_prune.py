@@ -329,3 +329,32 @@ def test_shrink_drops_every_node_the_loss_does_not_need(model, means):
     # A pick that missed the target is left alone.
     missed = _Pick(keep, 9.0, 0.0, False, 1)
     assert shrink(task, missed, scores, FAST.target) is missed
+
+
+
+@pytest.mark.parametrize("window", [2, 3])
+def test_shrink_side_by_side_makes_the_same_choices_as_one_at_a_time(model, means, window):
+    from runtime.prune import _Pick, _Task, evaluate_sets, shrink, split_task
+    from runtime.workers import Workers
+
+    train, held = split_task(planted_batch(1024, seed=4), 256)
+    task = _Task(model, train, held, "mean", means, 0)
+    names = all_nodes(CONFIG)
+    # Planted, distractors and a few random nodes, in a scrambled order: removals pass and
+    # fail interleaved, so windows are cut short both at their start and in their middle.
+    keep = torch.tensor([name in PLANTED or name in DISTRACTORS for name in names])
+    keep[torch.randperm(len(names), generator=torch.Generator().manual_seed(3))[:12]] = True
+    scores = torch.rand(len(names), generator=torch.Generator().manual_seed(5))
+    loss, accuracy = task.evaluate(keep)
+    alone = shrink(task, _Pick(keep, loss, accuracy, True, 1), scores, 2 * loss)
+    workers = Workers(task, window)
+    try:
+        together = shrink(task, _Pick(keep, loss, accuracy, True, 1), scores, 2 * loss, workers=workers)
+        sets = keep.repeat(40, 1)
+        sets[torch.arange(40), torch.arange(40)] = False
+        assert torch.equal(evaluate_sets(task, sets, workers=workers, width=8), task.evaluate_many(sets, width=8))
+    finally:
+        workers.close()
+    assert torch.equal(alone.keep, together.keep) and alone.loss == together.loss
+    assert alone.evaluated == together.evaluated
+    assert 0 < int(alone.keep.sum()) < int(keep.sum())

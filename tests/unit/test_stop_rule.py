@@ -51,3 +51,13 @@ def test_the_rule_enters_the_models_key_only_when_set() -> None:
     assert keys[0] == keys[1] != keys[2]
     assert "stop_accuracy" not in plan_training(spec.tasks, spec.vocab, never).train
     assert plan_training(spec.tasks, spec.vocab, rule).train["stop_accuracy"] == 0.98
+
+
+def test_eval_every_changes_the_key_only_under_a_rule() -> None:
+    spec, plain = _train("")
+    _, finer = _train("eval_every = 50")
+    _, rule = _train("stop = accuracy >= 98%")
+    _, finer_rule = _train("stop = accuracy >= 98%\n    eval_every = 50")
+    key = lambda t: plan_training(spec.tasks, spec.vocab, t).key  # noqa: E731
+    assert key(plain) == key(finer) and key(rule) != key(finer_rule)
+    assert plan_training(spec.tasks, spec.vocab, finer).train["eval_every"] == 50
