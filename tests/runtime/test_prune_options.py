@@ -159,7 +159,7 @@ class _Cancelling:
     def chunks_loss(self, keep, chunks):
         return self.evaluate(keep)
 
-    def evaluate_many(self, keeps, chunks=None):
+    def evaluate_many(self, keeps, chunks=None, width=16):
         return torch.tensor([self._loss(k) for k in keeps])
 
 
