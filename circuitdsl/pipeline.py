@@ -77,15 +77,17 @@ def verify_spec(
     prune_progress: Callable | None = None,
     bridge_progress: Callable | None = None,
     claim_progress: Callable | None = None,
+    explain: bool = True,
 ) -> FileResult:
-    """plans -> model -> circuit -> verdicts -> results, each hypothesis on every seed."""
+    """plans -> model -> circuit -> verdicts -> results, each hypothesis on every seed
+    (``explain``: with the circuit explorer's data, for reports)."""
     from circuitdsl.verification.run import verify_hypothesis_over_seeds
 
     results = tuple(
         verify_hypothesis_over_seeds(
             plan.spec, h.hypothesis, cache, device=device, seeds=plan.seeds, out=out,
             train_progress=train_progress, prune_progress=prune_progress, bridge_progress=bridge_progress,
-            claim_progress=claim_progress,
+            claim_progress=claim_progress, explain=explain,
         )
         for h in plan.hypotheses
     )

@@ -63,7 +63,7 @@ def explain(
         from circuitdsl.report.explain import node_tables, overview_table
         from circuitdsl.report.width import print_wide
         from circuitdsl.spec.plan import plan_pruning, plan_training
-        from circuitdsl.verification.explain import explain_circuit
+        from circuitdsl.verification.explain import ensure_explorer
 
         torch_device, cache = runtime_setup(threads, device, cache_dir)
         documents, sections = [], []
@@ -78,7 +78,7 @@ def explain(
             print_warnings(cache)
             _check_nodes(nodes or [], found.circuit.nodes, name)
             trained.model.to(torch_device)
-            explorer = explain_circuit(trained, found, spec.tasks[block.task], seed=block.train.seed, top_k=top)
+            explorer = ensure_explorer(trained, found, spec.tasks[block.task], cache, seed=block.train.seed, top_k=top)
             trained.model.to("cpu")
             circuit = found.report["circuit"]
             documents.append({"prune": name, "task": block.task, "circuit": circuit, "explorer": explorer})

@@ -369,6 +369,9 @@ def verify(
                 result = verify_spec(
                     plan, cache, device=torch_device, strict=strict, out=out, train_progress=train_cb, prune_progress=prune_cb,
                     bridge_progress=lambda done, total, info: bridge_cb("fit", done, total, info), claim_progress=claim_cb,
+                    # The terminal shows no explorer; the report and the JSON document (which
+                    # `circ report` renders later) do.
+                    explain=report_path is not None or as_json,
                 )
             print_warnings(cache)
             results.append(result)

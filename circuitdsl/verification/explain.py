@@ -8,11 +8,13 @@ data, and no prompt the model was trained on is shown as evidence.
 
 from __future__ import annotations
 
+import json
 from typing import Sequence
 
 from circuitdsl.build.circuits import FoundCircuit
 from circuitdsl.build.models import TrainedModel
 from circuitdsl.spec.checked import TaskSpec
+from circuitdsl.store.cache import Cache
 from circuitdsl.tasks import data
 
 #: Bump when the data :func:`explain_circuit` returns changes shape or meaning.
@@ -66,3 +68,26 @@ def explain_circuit(
         "model": {k: model.config.__dict__[k] for k in ("n_layer", "d_model", "n_head", "d_head", "d_mlp")},
         "nodes": per_node,
     }
+
+
+def ensure_explorer(
+    trained: TrainedModel, found: FoundCircuit, task: TaskSpec, cache: Cache, *, seed: int, top_k: int = 5
+) -> dict:
+    """:func:`explain_circuit` for every node, kept as one more file of the circuit's cache entry.
+
+    The data is a function of the model, the circuit (whose key names its task),
+    the seed, ``top_k`` and this module's version, which the file's name and the
+    entry's key hold, so a warm run reads it instead of two forward passes and
+    the per-node statistics.
+    """
+    name = f"explorer-v{EXPLORER_VERSION}-seed{seed}-top{top_k}-n{SAMPLES}.json"
+    with cache.lock("circuits", found.plan.key):
+        entry = cache.read("circuits", found.plan.key)
+        if entry is not None and name in entry.files:
+            return json.loads(entry.files[name])
+        # Through JSON either way, so a first run and a warm one hand reports the same data
+        # (lists, not tuples; string keys), in the same order.
+        text = json.dumps(explain_circuit(trained, found, task, seed=seed, top_k=top_k))
+        if entry is not None:
+            cache.add_files(entry, {name: text.encode("utf-8")})
+        return json.loads(text)

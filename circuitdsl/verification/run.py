@@ -30,7 +30,7 @@ from circuitdsl.spec.checked import HypothesisSpec, CheckedSpec
 from circuitdsl.store.files import atomic_write_text
 from circuitdsl.verification.arm import VerifyContext
 from circuitdsl.verification.engine import verify_hypothesis
-from circuitdsl.verification.explain import explain_circuit
+from circuitdsl.verification.explain import ensure_explorer
 from circuitdsl.verification.results import HypothesisResult, aggregate
 
 
@@ -74,10 +74,15 @@ def verify_hypothesis_over_seeds(
     prune_progress: Callable | None = None,
     claim_progress: Callable | None = None,
     bridge_progress: Callable | None = None,
+    explain: bool = True,
 ) -> HypothesisResult:
-    """Train, prune and verify ``hyp`` on ``seeds`` training seeds; write its circuit files to ``out``."""
+    """Train, prune and verify ``hyp`` on ``seeds`` training seeds; write its circuit files to ``out``.
+
+    ``explain``: also gather the circuit explorer's data (first seed), which only
+    the HTML report and the JSON document show; no verdict depends on it.
+    """
     prune = hyp.prune
-    per_seed, seed_values, records, first, first_bridges = [], [], [], None, None
+    per_seed, seed_values, records, first, first_bridges, explorer = [], [], [], None, None, {}
     for offset in range(seeds):
         seed = prune.train.seed + offset
         clock = {"start": time.perf_counter()}
@@ -108,8 +113,8 @@ def verify_hypothesis_over_seeds(
             bridges=bridges,
         )
         per_seed.append(verify_hypothesis(hyp, context, progress=claim_progress))
-        if offset == 0:
-            explorer = explain_circuit(trained, found, spec.tasks[prune.task], seed=seed)
+        if offset == 0 and explain:
+            explorer = ensure_explorer(trained, found, spec.tasks[prune.task], cache, seed=seed)
         clock["verify"] = time.perf_counter()
         seconds = {
             "train": clock["train"] - clock["start"],

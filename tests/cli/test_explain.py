@@ -89,7 +89,9 @@ def test_some_node_of_a_circuit_that_closes_quotes_tracks_the_quote(explained):
 
 
 def test_a_second_run_gives_the_same_data(explained):
-    _, args, document = explained
+    folder, args, document = explained
+    # The first run kept the explorer beside the circuit; the second reads it back.
+    assert list((folder / "cache" / "circuits").glob("*/explorer-v*-seed*-top5-n*.json"))
     again = runner.invoke(app, [*args, "--json", "--quiet"])
     assert again.exit_code == ExitCode.OK, again.output
     assert json.loads(again.stdout)["circuits"][0]["explorer"] == document["circuits"][0]["explorer"]

@@ -87,6 +87,28 @@ def test_the_report_and_circuit_files_are_written(verified):
     assert circuit["circuit"]["node_count"] == len(circuit["circuit"]["nodes"]) > 1
 
 
+def test_the_explorer_is_in_the_json_and_kept_with_the_circuit(verified):
+    _, first, second = verified
+    [one], [two] = json.loads(first.stdout)["hypotheses"], json.loads(second.stdout)["hypotheses"]
+    assert list(one["explorer"]["nodes"]) == one["circuit"]["nodes"]
+    assert two["explorer"] == one["explorer"]
+
+
+def test_a_terminal_run_does_not_gather_the_explorer(verified, monkeypatch):
+    # Only the report and the JSON document show it; a plain run must not pay for it.
+    import circuitdsl.verification.run as run
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the explorer was gathered for a terminal run")
+
+    folder, first, _ = verified
+    monkeypatch.setattr(run, "ensure_explorer", refuse)
+    args = ["verify", str(folder / "tiny.circ"), "--cache-dir", str(folder / "cache"), "--out", str(folder / "out"), "-q"]
+    plain = runner.invoke(app, args)
+    assert plain.exit_code == first.exit_code, plain.output
+    assert "nodes <= 1" in plain.stdout
+
+
 def test_circ_prune_reuses_the_circuit_and_prints_the_summary_and_controls(verified):
     folder, _, _ = verified
     args = ["prune", str(folder / "tiny.circ"), "--cache-dir", str(folder / "cache"), "--out", str(folder / "pruned")]
