@@ -78,16 +78,18 @@ def verify_spec(
     bridge_progress: Callable | None = None,
     claim_progress: Callable | None = None,
     explain: bool = True,
+    remeasure: bool = False,
 ) -> FileResult:
     """plans -> model -> circuit -> verdicts -> results, each hypothesis on every seed
-    (``explain``: with the circuit explorer's data, for reports)."""
+    (``explain``: with the circuit explorer's data, for reports; ``remeasure``: even where
+    the cache holds the verdicts)."""
     from circuitdsl.verification.run import verify_hypothesis_over_seeds
 
     results = tuple(
         verify_hypothesis_over_seeds(
             plan.spec, h.hypothesis, cache, device=device, seeds=plan.seeds, out=out,
             train_progress=train_progress, prune_progress=prune_progress, bridge_progress=bridge_progress,
-            claim_progress=claim_progress, explain=explain,
+            claim_progress=claim_progress, explain=explain, remeasure=remeasure,
         )
         for h in plan.hypotheses
     )

@@ -111,7 +111,9 @@ class _HypothesisRunner:
             try:
                 cache = Cache(self.config.getoption("--circ-cache-dir"))
                 device = resolve_device(self.config.getoption("--circ-device"))
-                self._result = verify_hypothesis_over_seeds(self.spec, self.spec.hypotheses[self.name], cache, device=device)
+                self._result = verify_hypothesis_over_seeds(
+                    self.spec, self.spec.hypotheses[self.name], cache, device=device, explain=False
+                )
             except CircError as err:
                 self._error = f"hypothesis `{self.name}` could not be verified:\n{err.render()}"
                 raise ClaimRefuted(self._error) from None

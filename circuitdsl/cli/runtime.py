@@ -241,7 +241,7 @@ def cache_ls(
 
 @cache_app.command("clear")
 def cache_clear(
-    kind: Optional[str] = typer.Argument(None, help="models or circuits (default: both)."),
+    kind: Optional[str] = typer.Argument(None, help="models, circuits, bridges or verdicts (default: all)."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
 ) -> None:
     """Remove cached entries; they are rebuilt when next needed."""
@@ -335,6 +335,7 @@ def verify(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout (schema_version, every verdict, the run record)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output (bars on a terminal, plain lines elsewhere)."),
+    remeasure: bool = typer.Option(False, "--remeasure", help="Measure every claim again, even when the cache holds this run's verdicts."),
 ) -> None:
     """Decide every claim of every hypothesis: train (or reuse) the model, prune (or reuse) the circuit, measure.
 
@@ -348,6 +349,11 @@ def verify(
     satisfy the predicates and relations), ablations, interventions and
     adversarial predictions (on the full, unpruned model). `circ check`
     decides everything else, instantly.
+
+    Models, circuits and verdicts are cached by content; a verdict's key
+    holds the model, the circuit, the hypothesis, the seed and a digest of
+    this program's code, so a rerun that changes none of them reads the
+    verdicts back (the record says `verdicts_cached`).
 
     [bold]Example[/]: circ verify specs/bracket_depth.circ --report report.html
 
@@ -371,7 +377,7 @@ def verify(
                     bridge_progress=lambda done, total, info: bridge_cb("fit", done, total, info), claim_progress=claim_cb,
                     # The terminal shows no explorer; the report and the JSON document (which
                     # `circ report` renders later) do.
-                    explain=report_path is not None or as_json,
+                    explain=report_path is not None or as_json, remeasure=remeasure,
                 )
             print_warnings(cache)
             results.append(result)

@@ -96,6 +96,7 @@ def _caption(run: HypothesisResult) -> str:
         f"(target {circuit['target']:g}){circuit_sizes(circuit)}; model {first['model_key'][:10]}"
         f"{' (cached)' if first['model_cached'] else ''}, circuit {first['circuit_key'][:10]}"
         f"{' (cached)' if first['circuit_cached'] else ''}"
+        f"{'; verdicts read from the cache (--remeasure measures again)' if first.get('verdicts_cached') else ''}"
     )
 
 

@@ -31,7 +31,7 @@ import attrs
 from circuitdsl.store.files import atomic_write_bytes, atomic_write_text, cache_root
 
 MANIFEST = "record.json"
-KINDS = ("models", "circuits", "bridges")
+KINDS = ("models", "circuits", "bridges", "verdicts")
 
 
 def content_key(data: Any) -> str:

@@ -29,6 +29,7 @@ from circuitdsl.spec.plan import plan_pruning, plan_training
 from circuitdsl.spec.checked import HypothesisSpec, CheckedSpec
 from circuitdsl.store.files import atomic_write_text
 from circuitdsl.verification.arm import VerifyContext
+from circuitdsl.verification.cached import read_verdicts, verdicts_key, write_verdicts
 from circuitdsl.verification.engine import verify_hypothesis
 from circuitdsl.verification.explain import ensure_explorer
 from circuitdsl.verification.results import HypothesisResult, aggregate
@@ -75,11 +76,13 @@ def verify_hypothesis_over_seeds(
     claim_progress: Callable | None = None,
     bridge_progress: Callable | None = None,
     explain: bool = True,
+    remeasure: bool = False,
 ) -> HypothesisResult:
     """Train, prune and verify ``hyp`` on ``seeds`` training seeds; write its circuit files to ``out``.
 
     ``explain``: also gather the circuit explorer's data (first seed), which only
     the HTML report and the JSON document show; no verdict depends on it.
+    ``remeasure``: measure every claim even when the cache holds this seed's verdicts.
     """
     prune = hyp.prune
     per_seed, seed_values, records, first, first_bridges, explorer = [], [], [], None, None, {}
@@ -112,7 +115,16 @@ def verify_hypothesis_over_seeds(
             seed=seed,
             bridges=bridges,
         )
-        per_seed.append(verify_hypothesis(hyp, context, progress=claim_progress))
+        key = verdicts_key(
+            spec, hyp, model_key=trained.plan.key, circuit_key=found.plan.key, seed=seed, device=device.type,
+            torch_version=torch.__version__,
+        )
+        verdicts = None if remeasure else read_verdicts(cache, key)
+        verdicts_cached = verdicts is not None
+        if verdicts is None:
+            summary = f"{hyp.name} on {prune.name}, seed {seed}"
+            verdicts = write_verdicts(cache, key, verify_hypothesis(hyp, context, progress=claim_progress), summary)
+        per_seed.append(verdicts)
         if offset == 0 and explain:
             explorer = ensure_explorer(trained, found, spec.tasks[prune.task], cache, seed=seed)
         clock["verify"] = time.perf_counter()
@@ -122,7 +134,7 @@ def verify_hypothesis_over_seeds(
             "verify": clock["verify"] - clock["prune"],
         }
         seed_values.append(seed)
-        records.append(_seed_record(seed, trained, found, seconds))
+        records.append(_seed_record(seed, trained, found, seconds, verdicts_cached))
         first = first or found
         first_bridges = first_bridges if first_bridges is not None else bridge_reports
     claims = aggregate(per_seed, seed_values, hyp.seed_share)
@@ -195,7 +207,7 @@ def write_circuit_files(found: FoundCircuit, folder: Path, roles: dict | None = 
     atomic_write_text(folder / "circuit.svg", found.circuit.to_svg(roles))
 
 
-def _seed_record(seed: int, trained: TrainedModel, found: FoundCircuit, seconds: dict) -> dict:
+def _seed_record(seed: int, trained: TrainedModel, found: FoundCircuit, seconds: dict, verdicts_cached: bool) -> dict:
     return {
         "seed": seed,
         "model_key": trained.plan.key,
@@ -204,6 +216,7 @@ def _seed_record(seed: int, trained: TrainedModel, found: FoundCircuit, seconds:
         "seconds": seconds,
         "model_cached": trained.cached,
         "circuit_cached": found.cached,
+        "verdicts_cached": verdicts_cached,
     }
 
 

@@ -75,6 +75,31 @@ def test_the_second_run_reuses_the_cache_and_gives_the_same_verdicts(verified):
     record = json.loads(second.stdout)["hypotheses"][0]["record"]
     assert record["seeds"][0]["model_cached"] and record["seeds"][0]["circuit_cached"]
     assert record["seeds"][0]["weights_sha256"]
+    assert not json.loads(first.stdout)["hypotheses"][0]["record"]["seeds"][0]["verdicts_cached"]
+    assert record["seeds"][0]["verdicts_cached"]
+    assert _same_but_times(first, second)
+
+
+def _same_but_times(first, second) -> bool:
+    """The two documents are equal but for the stage times and the cache flags."""
+
+    def strip(d):
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k not in ("seconds", "model_cached", "circuit_cached", "verdicts_cached")}
+        return [strip(x) for x in d] if isinstance(d, list) else d
+
+    return strip(json.loads(first.stdout)) == strip(json.loads(second.stdout))
+
+
+def test_remeasure_measures_again_and_finds_the_same(verified):
+    folder, first, _ = verified
+    args = ["verify", str(folder / "tiny.circ"), "--cache-dir", str(folder / "cache"), "--out", str(folder / "out")]
+    again = runner.invoke(app, [*args, "--json", "--remeasure"])
+    assert again.exit_code == first.exit_code, again.output
+    assert not json.loads(again.stdout)["hypotheses"][0]["record"]["seeds"][0]["verdicts_cached"]
+    assert _same_but_times(first, again)
+    table = runner.invoke(app, [*args, "-q"])
+    assert "verdicts read from the cache" in table.stdout
 
 
 def test_the_report_and_circuit_files_are_written(verified):
