@@ -20,7 +20,7 @@ from circuitdsl.spec.checked import CheckedSpec, HypothesisSpec
 from circuitdsl.spec.serialize import to_data
 from circuitdsl.store.cache import Cache, content_key
 from circuitdsl.syntax.parser import grammar_path
-from circuitdsl.verification.verdict import Verdict
+from circuitdsl.verification.verdict import PASS, Verdict
 
 KIND = "verdicts"
 FILE = "verdicts.json"
@@ -71,9 +71,12 @@ def read_verdicts(cache: Cache, key: str) -> list[Verdict] | None:
         return None  # valid bytes of a shape this code does not read: measure again and overwrite
 
 
-def write_verdicts(cache: Cache, key: str, verdicts: list[Verdict], summary: str) -> list[Verdict]:
-    """Cache ``verdicts``; returns them as read back, so a first run and a warm one report the same data."""
+def write_verdicts(cache: Cache, key: str, verdicts: list[Verdict], label: str) -> list[Verdict]:
+    """Cache ``verdicts`` (``label`` names them in `circ cache ls`); returns them as read back, so a
+    first run and a warm one report the same data."""
     text = json.dumps([v.to_json() for v in verdicts], indent=1)
+    passed = sum(v.status == PASS for v in verdicts)
+    summary = f"{label}: {passed} of {len(verdicts)} claim{'' if len(verdicts) == 1 else 's'} pass"
     cache.write(KIND, key, {FILE: text.encode("utf-8")}, {"summary": summary})
     return [_from_json(v) for v in json.loads(text)]
 

@@ -122,8 +122,8 @@ def verify_hypothesis_over_seeds(
         verdicts = None if remeasure else read_verdicts(cache, key)
         verdicts_cached = verdicts is not None
         if verdicts is None:
-            summary = f"{hyp.name} on {prune.name}, seed {seed}"
-            verdicts = write_verdicts(cache, key, verify_hypothesis(hyp, context, progress=claim_progress), summary)
+            label = f"{hyp.name} on {prune.name}, seed {seed}"
+            verdicts = write_verdicts(cache, key, verify_hypothesis(hyp, context, progress=claim_progress), label)
         per_seed.append(verdicts)
         if offset == 0 and explain:
             explorer = ensure_explorer(trained, found, spec.tasks[prune.task], cache, seed=seed)

@@ -57,6 +57,8 @@ def test_verdicts_round_trip_and_a_broken_entry_is_measured_again(tmp_path):
     store = Cache(tmp_path)
     [back] = write_verdicts(store, "k" * 20, [VERDICT], "h on p, seed 0")
     assert back == VERDICT and read_verdicts(store, "k" * 20) == [VERDICT]
+    [listed] = store.entries()
+    assert listed.kind == "verdicts" and listed.summary == "h on p, seed 0: 1 of 1 claim pass"
     # Bytes that pass the manifest's check but are not verdicts: measured again, not a crash.
     store.write(cached.KIND, "k" * 20, {cached.FILE: json.dumps([{"id": "c0"}]).encode()}, {})
     assert read_verdicts(store, "k" * 20) is None
