@@ -26,16 +26,21 @@ KIND = "verdicts"
 FILE = "verdicts.json"
 
 
-@functools.lru_cache(maxsize=1)
-def source_digest() -> str:
-    """SHA-256 over the grammar and every ``.py`` file of ``circuitdsl`` and ``runtime``, by relative path."""
-    digest = hashlib.sha256()
+def source_files() -> list[tuple[str, Path]]:
+    """(name, path) of the grammar and every ``.py`` file of ``circuitdsl`` and ``runtime``, sorted by name."""
     files = [("grammar", grammar_path())]
     for package in ("circuitdsl", "runtime"):
         # find_spec, not import: importing runtime would import torch.
         for folder in importlib.util.find_spec(package).submodule_search_locations:
             files += [(f"{package}/{p.relative_to(folder).as_posix()}", p) for p in Path(folder).rglob("*.py")]
-    for name, path in sorted(files):
+    return sorted(files)
+
+
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """SHA-256 over :func:`source_files`, names and contents."""
+    digest = hashlib.sha256()
+    for name, path in source_files():
         digest.update(name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 

@@ -46,6 +46,9 @@ def test_the_key_changes_with_everything_the_verdicts_depend_on(monkeypatch):
 
 
 def test_the_code_digest_covers_the_runtime_and_the_language():
+    names = {name for name, _ in cached.source_files()}
+    for needed in ("grammar", "runtime/model.py", "runtime/probe.py", "circuitdsl/verification/engine.py", "circuitdsl/tasks/sampler.py"):
+        assert needed in names
     digest = source_digest()
     assert len(digest) == 64 and digest == source_digest()
 
