@@ -46,10 +46,19 @@ def source_digest() -> str:
 
 
 def verdicts_key(
-    spec: CheckedSpec, hyp: HypothesisSpec, *, model_key: str, circuit_key: str, seed: int, device: str, torch_version: str
+    spec: CheckedSpec,
+    hyp: HypothesisSpec,
+    *,
+    model_key: str,
+    circuit_key: str,
+    bridge_keys: dict[str, list[str]],
+    seed: int,
+    device: str,
+    torch_version: str,
 ) -> str:
-    """Everything the verdicts are a function of. The bridges' dense models and fits follow from the
-    hypothesis, the model and the code, as the control model and the means do."""
+    """Everything the verdicts are a function of. The control model and the means follow from the
+    model, the seed and the code; a bridge's dense model does not (its mixture's tasks are named in
+    the hypothesis, not held), so ``bridge_keys`` gives each bridge's keys, which hold its models'."""
     return content_key(
         {
             "code": source_digest(),
@@ -58,6 +67,7 @@ def verdicts_key(
             "device": device,
             "model": model_key,
             "circuit": circuit_key,
+            "bridges": bridge_keys,
             "hypothesis": to_data(hyp),
             "task": to_data(spec.tasks[hyp.prune.task]),
             "seed": seed,

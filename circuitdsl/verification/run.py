@@ -117,6 +117,7 @@ def verify_hypothesis_over_seeds(
         )
         key = verdicts_key(
             spec, hyp, model_key=trained.plan.key, circuit_key=found.plan.key, seed=seed, device=device.type,
+            bridge_keys={name: [r["key"], r["control_key"]] for name, r in bridge_reports.items()},
             torch_version=torch.__version__,
         )
         verdicts = None if remeasure else read_verdicts(cache, key)

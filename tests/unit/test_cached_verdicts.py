@@ -24,7 +24,7 @@ hypothesis h on p { nodes <= THRESHOLD }
 
 def _key(threshold="40", **changes):
     spec = check_spec_text(SPEC.replace("THRESHOLD", threshold))
-    settings = dict(model_key="m" * 20, circuit_key="c" * 20, seed=0, device="cpu", torch_version="2.13.0")
+    settings = dict(model_key="m" * 20, circuit_key="c" * 20, bridge_keys={}, seed=0, device="cpu", torch_version="2.13.0")
     settings.update(changes)
     return verdicts_key(spec, spec.hypotheses["h"], **settings)
 
@@ -36,6 +36,8 @@ def test_the_key_changes_with_everything_the_verdicts_depend_on(monkeypatch):
         _key("41"),
         _key(model_key="n" * 20),
         _key(circuit_key="d" * 20),
+        # A bridge's dense model can change with tasks the hypothesis only names.
+        _key(bridge_keys={"b": ["x" * 20, "y" * 20]}),
         _key(seed=1),
         _key(device="cuda"),
         _key(torch_version="2.14.0"),
