@@ -103,35 +103,10 @@ def nesting(e, depth_of_name) -> int:
             depth = level - 1 + max(1, *names) if names else level
         else:
             depth = level
-            stack.extend((child, level + 1) for child in _children(e))
+            stack.extend((child, level + 1) for child in n.children(e))
         if depth > deepest:
             deepest = depth
     return deepest
-
-
-def _children(e):
-    if isinstance(e, n.ListExpr):
-        yield from e.items
-    elif isinstance(e, n.MapExpr):
-        yield from (entry.value for entry in e.entries)
-    elif isinstance(e, n.Call):
-        for arg in e.args:
-            yield arg.value
-            yield arg.given
-    elif isinstance(e, n.Unary):
-        yield e.operand
-    elif isinstance(e, n.Binary):
-        yield e.left
-        yield e.right
-    elif isinstance(e, n.Range):
-        yield e.low
-        yield e.high
-    elif isinstance(e, n.Percent):
-        yield e.value
-    elif isinstance(e, n.IfElse):
-        yield e.cond
-        yield e.then
-        yield e.orelse
 
 
 def variant_bindings(base: dict[str, n.Binding], overrides: Iterable[n.Binding]) -> dict[str, n.Binding]:

@@ -31,34 +31,10 @@ def free_names(expr: n.Expr | None) -> list[n.Name]:
     stack = [expr]
     while stack:
         e = stack.pop()
-        if e is None:
-            continue
         if isinstance(e, n.Name):
             found.append(e)
-        elif isinstance(e, n.Template):
-            found.extend(p for p in e.parts if isinstance(p, n.Name))
-        elif isinstance(e, n.ListExpr):
-            stack.extend(reversed(e.items))
-        elif isinstance(e, n.MapExpr):
-            stack.extend(entry.value for entry in reversed(e.entries))
-        elif isinstance(e, n.Call):
-            for arg in reversed(e.args):
-                stack.append(arg.given)
-                stack.append(arg.value)
-        elif isinstance(e, n.Unary):
-            stack.append(e.operand)
-        elif isinstance(e, n.Binary):
-            stack.append(e.right)
-            stack.append(e.left)
-        elif isinstance(e, n.Range):
-            stack.append(e.high)
-            stack.append(e.low)
-        elif isinstance(e, n.Percent):
-            stack.append(e.value)
-        elif isinstance(e, n.IfElse):
-            stack.append(e.orelse)
-            stack.append(e.then)
-            stack.append(e.cond)
+        elif e is not None:
+            stack.extend(reversed(n.children(e)))
     return found
 
 
@@ -70,24 +46,7 @@ def subexpressions(e):
         if e is None or isinstance(e, str):
             continue
         yield e
-        if isinstance(e, n.Template):
-            stack.extend(p for p in e.parts if isinstance(p, n.Name))
-        elif isinstance(e, n.ListExpr):
-            stack.extend(e.items)
-        elif isinstance(e, n.MapExpr):
-            stack.extend(entry.value for entry in e.entries)
-        elif isinstance(e, n.Call):
-            stack.extend(arg.value for arg in e.args)
-        elif isinstance(e, n.Unary):
-            stack.append(e.operand)
-        elif isinstance(e, n.Binary):
-            stack.extend((e.left, e.right))
-        elif isinstance(e, n.Range):
-            stack.extend((e.low, e.high))
-        elif isinstance(e, n.Percent):
-            stack.append(e.value)
-        elif isinstance(e, n.IfElse):
-            stack.extend((e.cond, e.then, e.orelse))
+        stack.extend(n.children(e))
 
 
 class ValueAnalysis:
