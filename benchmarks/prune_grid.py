@@ -10,7 +10,8 @@ the heavy-job lock:
     flock /tmp/circ-heavy.lock python benchmarks/prune_grid.py \\
         --tasks quote_close bracket_depth --ablation mean zero --loss ce contrast --norm live frozen
 
-``--trials`` and ``--steps`` override the search budget of every prune.
+``--trials`` and ``--steps`` override the search budget of every prune;
+``--table FILE...`` prints the table of JSON lines saved from earlier runs.
 """
 
 from __future__ import annotations
@@ -85,6 +86,23 @@ def run_one(spec, block, cache, overrides: dict) -> dict:
     }
 
 
+def table(rows: list[dict]) -> str:
+    """The markdown table of ``rows`` (run_one's dicts), as RESULTS.md shows them."""
+    out = [
+        "| task | ablation | loss | norm | nodes | accuracy | resid nodes / channels | attribution | ratio | loss | nonsense | untrained | removable | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ns = "-" if r["nonsense"] is None else f"{'reached' if r['nonsense'][0] else 'missed'} {r['nonsense'][1]} ({r['nonsense'][2]})"
+        rm = "-" if r["random_model"] is None else f"{'reached' if r['random_model'][0] else 'missed'} ({r['random_model'][2]})"
+        out.append(
+            f"| {r['task']} | {r['ablation']} | {r['loss']} | {r['norm']} | {r['nodes']} | {r['accuracy']} | {r['residual_nodes']} / "
+            f"{r['residual_channels']} | {r['attribution_nodes']} | {r['ratio']} | {r['circuit_loss']} | {ns} | {rm} | "
+            f"{r['removable']} | {r['seconds']} |"
+        )
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(SPECS), choices=list(SPECS))
@@ -95,7 +113,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--no-controls", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--table", nargs="+", metavar="FILE", help="Prune nothing: print the table of the JSON lines in these files.")
     args = parser.parse_args()
+    if args.table:
+        lines = [line for file in args.table for line in Path(file).read_text().splitlines() if line.startswith("{")]
+        print(table([json.loads(line) for line in lines]))
+        return
     torch.set_num_threads(args.threads)
     cache = Cache()
     rows = []
@@ -110,15 +133,8 @@ def main() -> None:
             row = run_one(spec, block, cache, overrides)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print("\n| task | ablation | loss | norm | nodes | resid nodes / channels | attribution | ratio | loss | nonsense | untrained | removable | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        ns = "-" if r["nonsense"] is None else f"{'reached' if r['nonsense'][0] else 'missed'} {r['nonsense'][1]} ({r['nonsense'][2]})"
-        rm = "-" if r["random_model"] is None else f"{'reached' if r['random_model'][0] else 'missed'} {r['random_model'][1]} ({r['random_model'][2]})"
-        print(f"| {r['task']} | {r['ablation']} | {r['loss']} | {r['norm']} | {r['nodes']} | {r['residual_nodes']} / "
-              f"{r['residual_channels']} | {r['attribution_nodes']} | {r['ratio']} | {r['circuit_loss']} | {ns} | {rm} | "
-              f"{r['removable']} | {r['seconds']} |")
-
+    print()
+    print(table(rows))
 
 if __name__ == "__main__":
     main()
