@@ -43,7 +43,7 @@ def subexpressions(e):
     stack = [e]
     while stack:
         e = stack.pop()
-        if e is None or isinstance(e, str):
+        if e is None:
             continue
         yield e
         stack.extend(n.children(e))

@@ -191,6 +191,7 @@ def children(e: Expr) -> tuple:
     arguments and their ``| condition``, and a template's variables."""
     return _CHILDREN.get(type(e), _LEAF)(e)
 
+
 # ---------------------------------------------------------------- statements
 
 
