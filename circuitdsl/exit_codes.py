@@ -11,7 +11,7 @@ class ExitCode(enum.IntEnum):
     #: The spec is fine but the answer is no: a claim refuted (or, with --strict, inconclusive or
     #: vacuous), a circuit that missed its target, training that diverged, `fmt --check` would reformat.
     FAILED = 1
-    #: Interrupted (Ctrl-C) before an answer.
+    #: Interrupted before an answer: Ctrl-C, or the reader of its output went away (`| head`).
     INTERRUPTED = 2
     #: A bug in circ, not in the spec.
     INTERNAL_ERROR = 3

@@ -10,6 +10,7 @@ which import this module and never each other.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -106,6 +107,12 @@ def boundary() -> Iterator[None]:
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
         stderr.print("interrupted")
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except BrokenPipeError:
+        # The reader went away (`circ fmt --check specs/*.circ | head`): nothing is wrong with
+        # circ, so no "internal error"; stdout is pointed at /dev/null so that flushing it at
+        # exit cannot fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     except Exception as exc:  # noqa: BLE001 - the boundary turns crashes into exit 3
         raise typer.Exit(internal_error(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,19 @@ def test_the_pytest_plugin_reports_a_failed_training_once_per_item_and_trains_on
     assert len(failures) == 3 and all("training of `t` stopped" in str(r.longrepr) for r in failures)
     assert "Traceback" not in result.stdout.str() and "TrainingFailed" not in result.stdout.str()
     assert len(failing_training) == 1
+
+
+def test_a_reader_that_goes_away_is_not_an_internal_error(tmp_path):
+    # `circ fmt --check specs/*.circ | head`: once head exits, writing the diff fails with
+    # EPIPE. The read end is closed before circ starts, so the first write fails every time.
+    spec = tmp_path / "messy.circ"
+    spec.write_text('task t {\n  prompt   =   "a"\n  answer = "b"\n}\n')
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "circuitdsl", "fmt", "--check", str(spec)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.returncode == ExitCode.INTERRUPTED, done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
