@@ -9,7 +9,12 @@
 3. `circ check specs/bracket_depth.circ` as a user runs it, interpreter start
    included; aim: under 0.5 s wall.
 
-Run: python benchmarks/parse_bench.py [--big]   (medians of repeated runs; CPU time in process, wall for 3.)
+4. With --lark-cython (when the lark-cython package is installed): our LALR loop
+   against lark-cython's compiled parser over the same tables and node builder,
+   on the 1 MB files.
+
+Run: python benchmarks/parse_bench.py [--big] [--lark-cython]
+(medians of repeated runs; CPU time in process, wall for 3.)
 """
 
 from __future__ import annotations
@@ -110,6 +115,43 @@ def wall_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def compare_lark_cython(sizes: list[tuple[str, str]]) -> None:
+    """Our loop (``parser._DRIVER``) against lark-cython's parser, both calling our node builder."""
+    import gc
+
+    import lark
+    import lark_cython
+
+    from circuitdsl.syntax import parser as front
+
+    compiled = lark.Lark(
+        front.grammar_path().read_text(encoding="utf-8"),
+        _plugins=lark_cython.plugins,
+        transformer=front._BUILDER,
+        **front._PARSER_OPTIONS,
+    )
+    for label, big in sizes:
+        times: dict[str, list[float]] = {"ours": [], "lark-cython": []}
+        results = {}
+        for _ in range(3):
+            for name, run in (("ours", front._DRIVER.parse), ("lark-cython", compiled.parse)):
+                # The builder tells tokens from nodes by lark's Token class; lark-cython's
+                # tokens are a class of their own, so its run widens that check.
+                front.Token = (lark.Token, lark_cython.Token) if name == "lark-cython" else lark.Token
+                front._BUILDER.begin("big.circ")
+                gc.disable()
+                try:
+                    start = time.process_time()
+                    results[name] = run(big)
+                    times[name].append(time.process_time() - start)
+                finally:
+                    gc.enable()
+                    front.Token = lark.Token
+        same = list(results["ours"]) == list(results["lark-cython"])
+        ours, theirs = min(times["ours"]), min(times["lark-cython"])
+        print(f"{label}: parse, our loop {ours:.2f} s, lark-cython {theirs:.2f} s ({theirs / ours:.2f}x); same nodes: {same}")
+
+
 def main() -> None:
     load_parser()  # the table cache is warm for users after their first run
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
@@ -134,6 +176,8 @@ def main() -> None:
         parsed = cpu_seconds(lambda: parse(big, "big.circ"))
         checked = cpu_seconds(lambda: check_spec_text(big, "big.circ"))
         print(f"{label} ({big.count(chr(10))} lines): parse {parsed:.2f} s, parse + check {checked:.2f} s")
+    if "--lark-cython" in sys.argv:
+        compare_lark_cython(sizes)
 
     command = [sys.executable, "-m", "circuitdsl", "check", "specs/bracket_depth.circ"]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
