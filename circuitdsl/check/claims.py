@@ -8,6 +8,9 @@ Whether a claim *holds* is for ``circ verify``.
 
 from __future__ import annotations
 
+import difflib
+import json
+
 from circuitdsl.check import builtins as b
 from circuitdsl.syntax import ast as n
 from circuitdsl.check.tasks import TaskAnalysis, check_characters, check_outputs, variant_bindings
@@ -33,6 +36,13 @@ def _constant(e: n.Expr) -> float | None:
         return float(constant_number(e))
     except NotConstant:
         return None
+
+
+def _shown(value: object) -> str:
+    """A value as the spec writes it: strings in double quotes, booleans lower-case."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 class ClaimChecker:
@@ -301,6 +311,36 @@ class ClaimChecker:
             for side in (e.left, e.right):
                 if isinstance(side, n.String):
                     self.token(side)
+        elif e.op in ("==", "!="):
+            self._possible(e, extra)
+
+    def _possible(self, e: n.Binary, extra: set[str]) -> None:
+        """`kind == "string"` where `kind` is `choice("set", "str")`: a condition that is always
+        false (or, with `!=`, always true), which measures on no sample (or on every one)
+        without a word; almost always a misspelt value."""
+        analysis = self.task_analysis
+        if analysis is None or not analysis.ok:
+            return
+        for name, literal in ((e.left, e.right), (e.right, e.left)):
+            # A variable the variant sets anew takes the variant's values, not the task's.
+            if not (isinstance(name, n.Name) and isinstance(literal, (n.String, n.Number, n.Bool))) or name.id in extra:
+                continue
+            values = analysis.values(name)
+            if values is None or literal.value in values or not values:
+                return
+            shown = sorted(map(_shown, values))
+            taken = (
+                f"{', '.join(shown[:8])} and {len(shown) - 8} more" if len(shown) > 8
+                else shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+            )
+            close = difflib.get_close_matches(_shown(literal.value), shown, n=1, cutoff=0.6)
+            self.report.error(
+                "C0401",
+                f"`{name.id}` is never {_shown(literal.value)}: it takes {taken}",
+                literal.span,
+                hint=f"did you mean {close[0]}?" if close else f"so `{e.op}` here is always {'false' if e.op == '==' else 'true'}",
+            )
+            return
 
     def token(self, e: n.Expr) -> None:
         if not isinstance(e, n.String):

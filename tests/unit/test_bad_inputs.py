@@ -447,6 +447,18 @@ CASES = [
     ),
     # ------------------------------------------------------------ hypotheses
     Case(
+        "hypotheses/condition_on_a_value_the_variable_never_takes",
+        PRELUDE + "hypothesis h on cut {\n    role d : resid channel where corr(act, depth == 3) >= 0.5\n}\n",
+        "C0401", "`depth` is never 3: it takes 1 or 2", P + 2, 53, hint="always false",
+    ),
+    Case(
+        "hypotheses/misspelt_string_value_in_a_when",
+        'task t { kind = choice("set", "str")  prompt = "x${kind}"  answer = "y" }\n'
+        'model m { layers = 1  context = 8 }\ntrain r { model = m  tasks = t }\nprune p { train = r  task = t }\n'
+        'hypothesis h on p {\n    ablate circuit -> accuracy >= 0.5 when kind != "string"\n}\n',
+        "C0401", '`kind` is never "string": it takes "set" or "str"', 6, 52, hint='did you mean "str"?',
+    ),
+    Case(
         "hypotheses/unknown_role_in_relation",
         PRELUDE + "hypothesis h on cut {\n    role counter : attn head where reads(opener, as: value)\n}\n",
         "C0201", "unknown role `opener`", P + 2, 42,
@@ -610,6 +622,21 @@ def test_layers_and_variants_that_exist_check_fine():
         "    ablate a, b -> accuracy <= 0.5\n"
         '    adversarial shallow {\n        depth = 1\n        answer = "]"\n        expect accuracy >= 0.5\n    }\n'
         '    adversarial swapped {\n        answer = if depth == 2 then "]" else "]]"\n        expect accuracy <= 0.5\n    }\n'
+        "}\n"
+    )
+    program = check_spec_text(PRELUDE + hypothesis, PATH)
+    assert set(program.hypotheses) == {"h"}
+
+
+def test_conditions_on_values_a_variable_takes_check_fine():
+    """The never-takes check must leave alone what can hold: values of the task, `token`, and
+    variables an adversarial variant sets anew (which take the variant's values, not the task's)."""
+    hypothesis = (
+        "hypothesis h on cut {\n"
+        '    role a : resid channel where corr(act, depth == 2) >= 0.5 and mean(act | token == "[") > 0\n'
+        "    role b : resid channel where selectivity(act, depth == 1, depth != 1) >= 1\n"
+        "    ablate circuit -> accuracy >= 0.5 when depth == 1\n"
+        "    adversarial deeper {\n        depth = 3\n        answer = \"]]\"\n        expect accuracy <= 0.5 when depth == 3\n    }\n"
         "}\n"
     )
     program = check_spec_text(PRELUDE + hypothesis, PATH)
