@@ -9,7 +9,6 @@ Whether a claim *holds* is for ``circ verify``.
 from __future__ import annotations
 
 import difflib
-import json
 
 from circuitdsl.check import builtins as b
 from circuitdsl.syntax import ast as n
@@ -20,6 +19,7 @@ from circuitdsl.check.sink import DiagnosticSink
 from circuitdsl.spec.inferred import Typing
 from circuitdsl.check.settings import NotConstant, constant_number
 from circuitdsl.evaluate import ORDER as _ORDER
+from circuitdsl.syntax.formatter import format_expr
 from circuitdsl.syntax.spans import Span
 
 _HEAD_KINDS = {("attn", "head"), ("q", "channel"), ("k", "channel"), ("v", "channel")}
@@ -39,10 +39,9 @@ def _constant(e: n.Expr) -> float | None:
 
 
 def _shown(value: object) -> str:
-    """A value as the spec writes it: strings in double quotes, booleans lower-case."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
+    """A value as the spec would write it (the formatter's quoting and escapes)."""
+    literal = n.Bool(value) if isinstance(value, bool) else n.String(value) if isinstance(value, str) else n.Number(value)
+    return format_expr(literal)
 
 
 class ClaimChecker:

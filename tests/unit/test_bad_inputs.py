@@ -613,9 +613,9 @@ def test_bad_input(case: Case):
         assert diag.hint is not None and case.hint in diag.hint, rendered
 
 
-def test_layers_and_variants_that_exist_check_fine():
-    """The checks on `where layer`, variant answers and ablation targets must not reject what is valid."""
-    hypothesis = (
+VALID_HYPOTHESES = {
+    # The checks on `where layer`, variant answers and ablation targets must not reject what is valid.
+    "layers_and_variants_that_exist": (
         "hypothesis h on cut {\n"
         "    role a : attn head where layer == 1 or layer != 0\n"
         "    role b : mlp neuron where layer in 0..1 and layer < 2 and 1 <= layer and layer > -1\n"
@@ -623,22 +623,22 @@ def test_layers_and_variants_that_exist_check_fine():
         '    adversarial shallow {\n        depth = 1\n        answer = "]"\n        expect accuracy >= 0.5\n    }\n'
         '    adversarial swapped {\n        answer = if depth == 2 then "]" else "]]"\n        expect accuracy <= 0.5\n    }\n'
         "}\n"
-    )
-    program = check_spec_text(PRELUDE + hypothesis, PATH)
-    assert set(program.hypotheses) == {"h"}
-
-
-def test_conditions_on_values_a_variable_takes_check_fine():
-    """The never-takes check must leave alone what can hold: values of the task, `token`, and
-    variables an adversarial variant sets anew (which take the variant's values, not the task's)."""
-    hypothesis = (
+    ),
+    # The never-takes check must leave alone what can hold: values of the task, `token`, and
+    # variables an adversarial variant sets anew (which take the variant's values, not the task's).
+    "conditions_on_values_a_variable_takes": (
         "hypothesis h on cut {\n"
         '    role a : resid channel where corr(act, depth == 2) >= 0.5 and mean(act | token == "[") > 0\n'
         "    role b : resid channel where selectivity(act, depth == 1, depth != 1) >= 1\n"
         "    ablate circuit -> accuracy >= 0.5 when depth == 1\n"
-        "    adversarial deeper {\n        depth = 3\n        answer = \"]]\"\n        expect accuracy <= 0.5 when depth == 3\n    }\n"
+        '    adversarial deeper {\n        depth = 3\n        answer = "]]"\n        expect accuracy <= 0.5 when depth == 3\n    }\n'
         "}\n"
-    )
+    ),
+}
+
+
+@pytest.mark.parametrize("hypothesis", VALID_HYPOTHESES.values(), ids=VALID_HYPOTHESES.keys())
+def test_valid_hypotheses_check_fine(hypothesis):
     program = check_spec_text(PRELUDE + hypothesis, PATH)
     assert set(program.hypotheses) == {"h"}
 
