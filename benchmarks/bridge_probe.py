@@ -38,7 +38,8 @@ from circuitdsl.pipeline import check_spec  # noqa: E402
 from circuitdsl.spec.plan import plan_bridge, plan_training  # noqa: E402
 from circuitdsl.store.cache import Cache  # noqa: E402
 from circuitdsl.tasks.data import task_batch  # noqa: E402
-from runtime.bridge import node_boundary, run  # noqa: E402
+from runtime.bridge import channel_values, edited_logits, node_boundary, run  # noqa: E402
+from runtime.probe import positions  # noqa: E402
 
 SPEC = "specs/quote_bridge.circ"
 HYPOTHESIS = "quote_type_through_bridge"
@@ -81,13 +82,15 @@ def main() -> None:
     print("\n1. the encoder, at the answer position")
     print("| channel | sparse single-quote mean | encoded single-quote mean | correlation, encoded vs sparse |")
     print("|---|---|---|---|")
-    sparse_means, encoded_means = {}, {}
+    # The verifier's targets: each channel's single-quote mean in the bridge's encoded space.
+    answer_rows = positions(batch, 0) & single[:, None]
+    sparse_means = {}
     with torch.no_grad():
+        encoded_means = channel_values(bridge, dense.model, batch, NODES, answer_rows)
         for node, (i, c) in zip(NODES, channels):
             actual = sparse_streams[i][rows, pos, c]
             encoded = bridge.encode(i, dense_streams[i])[rows, pos, c]
             sparse_means[node] = float(actual[single].mean())
-            encoded_means[node] = float(encoded[single].mean())
             corr = float(torch.corrcoef(torch.stack([actual, encoded]))[0, 1])
             print(f"| {node} | {sparse_means[node]:.3f} | {encoded_means[node]:.3f} | {corr:.3f} |")
 
@@ -117,17 +120,9 @@ def main() -> None:
             d = own.setdefault(i, torch.zeros(len(sub), sparse.model.config.d_model))
             d[:, c] += sparse_means[node] - sparse_streams[i][sub, at, c]
         sparse_moved, _ = run(sparse.model, tokens, edits_from(own), answer_pos=at)
-        # 3. the verifier's edit: encode, set to the encoded means, decode the difference
-        verifier: dict[int, torch.Tensor] = {}
-        for i in {i for i, _ in channels}:
-            h = dense_streams[i][sub, at]
-            s = bridge.encode(i, h)
-            s_new = s.clone()
-            for node, (j, c) in zip(NODES, channels):
-                if j == i:
-                    s_new[:, c] = encoded_means[node]
-            verifier[i] = bridge.decode(i, s_new) - bridge.decode(i, s)
-        dense_verifier, _ = run(dense.model, tokens, edits_from(verifier), answer_pos=at)
+        # 3. the verifier's own edit: encode, set to the encoded means, decode the difference
+        doubles = batch.select(sub)
+        dense_verifier = edited_logits(dense.model, bridge, doubles, encoded_means, positions(doubles, 0))
         # 4. the sparse model's own change through the decoder alone
         decoded = {i: d @ bridge.decoders[i].weight.T for i, d in own.items()}
         dense_decoded, _ = run(dense.model, tokens, edits_from(decoded), answer_pos=at)
