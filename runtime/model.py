@@ -163,6 +163,13 @@ class _Sited(nn.Module):
         return x
 
 
+# In answer_pos mode the last layer's attention runs only the answer queries,
+# from this many positions on (below it the saving is nothing, and for 5 or 6
+# rows MKL's kernel rounds unlike the 4-row one), as this many rows.
+_ANSWER_ROWS_FROM = 8
+_ANSWER_QUERY_ROWS = 4
+
+
 class CausalSelfAttention(_Sited):
     def __init__(self, config: ModelConfig, layer: int, hooks: dict[str, Hook]):
         super().__init__(config, layer, "attn", hooks)
@@ -177,7 +184,9 @@ class CausalSelfAttention(_Sited):
         mask = torch.full((config.context, config.context), float("-inf")).triu(1)
         self.register_buffer("mask", mask, persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, answer_pos: Tensor | None = None) -> Tensor:
+        """(B, T, C) -> (B, T, C). With answer_pos (B,), only those positions'
+        queries attend and every other position's output is 0."""
         B, T, _ = x.shape
         H, D = self.n_head, self.d_head
         x = self._site("resid_in", x)  # (B, T, C)
@@ -185,16 +194,36 @@ class CausalSelfAttention(_Sited):
         k = self._site("k", self.k(x))
         v = self._site("v", self.v(x))
         q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        att = q @ k.transpose(-2, -1) / math.sqrt(D) + self.mask[:T, :T]  # (B, H, T, T)
+        answers_only = answer_pos is not None and T >= _ANSWER_ROWS_FROM
+        if answers_only:
+            # Each answer query repeated to 4 rows: MKL's batched matmul then picks
+            # the kernel it uses for T rows, whose sums come out bit for bit the
+            # same at the shipped model's shape (a single row goes to another
+            # kernel, which rounds otherwise), so that model trains to the weights
+            # its claims were derived on. tests/runtime/test_model.py checks the
+            # bits; other shapes may differ in the last bit.
+            rows = torch.arange(B, device=x.device)
+            Q, mask = _ANSWER_QUERY_ROWS, self.mask[answer_pos, :T].view(B, 1, 1, T)
+            q = q[rows, :, answer_pos].unsqueeze(2).expand(B, H, Q, D).contiguous()  # (B, H, Q, D)
+        else:
+            Q, mask = T, self.mask[:T, :T]
+        att = q @ k.transpose(-2, -1) / math.sqrt(D) + mask  # (B, H, Q, T)
         if self.sink is None:
             att = softmax(att)
         else:
             # The sink is one more key, visible to every query, whose value is
             # zero: it takes attention away from the real keys, adds nothing.
-            sink = self.sink.view(1, H, 1, 1).expand(B, H, T, 1)
-            att = softmax(torch.cat([att, sink], dim=-1))[..., :T]  # (B, H, T, T)
-        y = (att @ v).transpose(1, 2).reshape(B, T, H * D)  # (B, T, H*D)
-        return self._site("resid_delta", self.o(y))  # (B, T, C)
+            sink = self.sink.view(1, H, 1, 1).expand(B, H, Q, 1)
+            att = softmax(torch.cat([att, sink], dim=-1))[..., :T]  # (B, H, Q, T)
+        y = att @ v  # (B, H, Q, D)
+        if answers_only:
+            # Back to (B, T, ...) with zeros elsewhere, so o and the sites see the
+            # shapes, and o's weight gradient the sums, of every query attending.
+            y, answers = y.new_zeros(B, T, H, D), y[:, :, 0]
+            y[rows, answer_pos] = answers
+        else:
+            y = y.transpose(1, 2)
+        return self._site("resid_delta", self.o(y.reshape(B, T, H * D)))  # (B, T, C)
 
 
 class MLP(_Sited):
@@ -222,10 +251,11 @@ class Block(nn.Module):
         self.mlp = MLP(config, layer, hooks)
 
     def forward(self, x: Tensor, answer_pos: Tensor | None = None) -> Tensor:
-        x = x + self.attn(self.ln_1(x))  # (B, T, C)
+        x = x + self.attn(self.ln_1(x), answer_pos)  # (B, T, C)
         if answer_pos is not None:
-            # Called so only for the last layer, where nothing after attention
-            # mixes positions: the MLP only needs the positions that are read.
+            # Called so only for the last layer, whose output is read at the
+            # answer positions alone: only their queries attend (above), and
+            # the MLP only needs them.
             x = x[torch.arange(x.size(0), device=x.device), answer_pos].unsqueeze(1)  # (B, 1, C)
         return x + self.mlp(self.ln_2(x))
 
@@ -266,9 +296,11 @@ class SparseGPT(nn.Module):
         """Logits (B, T, V) for tokens (B, T); with answer_pos (B,), logits (B, V) there.
 
         Padding must be on the right: attention is causal, so pads never reach
-        real positions. With answer_pos the last layer's MLP runs only at the
-        answer positions, so its hooks see (B, 1, width) activations; the
-        result equals full-mode logits gathered at answer_pos.
+        real positions. With answer_pos only the answer positions' queries
+        attend in the last layer, whose attention output is 0 elsewhere, and
+        its MLP runs only there, so the MLP's hooks see (B, 1, width)
+        activations; the result equals full-mode logits gathered at
+        answer_pos, on the CPU bit for bit.
         """
         B, T = tokens.shape
         if T > self.config.context:
@@ -292,7 +324,8 @@ class SparseGPT(nn.Module):
 
         ``fn`` gets the site's activation (B, T, width), after AbsTopK, and
         returns a replacement, or None to leave it. In answer_pos mode the
-        last layer's mlp sites get (B, 1, width). Nested installs on the same
+        last layer's mlp sites get (B, 1, width), and its attn.resid_delta
+        is 0 away from the answer positions. Nested installs on the same
         site chain: the inner hook sees what the outer one returned.
         """
         for name in mapping:

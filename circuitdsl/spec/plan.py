@@ -15,7 +15,7 @@ from circuitdsl.spec.checked import BridgeSpec, ModelSpec, PruneSpec, TaskSpec, 
 from circuitdsl.spec.serialize import to_data
 
 #: Bump when training code changes which weights a spec yields, so old cache entries miss.
-TRAINING_CODE_VERSION = 2
+TRAINING_CODE_VERSION = 3
 #: Likewise for pruning.
 PRUNING_CODE_VERSION = 3
 

@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+import runtime.model as model_module
 from runtime.model import ModelConfig, SparseGPT, abs_topk, softmax
 from runtime.nodes import SITE_KINDS, NodeRef, Site, all_nodes, node_name, parse_node, sites
 
@@ -35,6 +36,45 @@ def test_shapes_and_answer_pos_matches_full_mode(config):
     assert full.shape == (3, 12, 20)
     assert answer.shape == (3, 20)
     torch.testing.assert_close(answer, full[torch.arange(3), pos])
+
+
+def _answer_mode_both_ways(m, x, pos, monkeypatch):
+    """Logits and gradients in answer_pos mode with the answer queries alone, then with every query."""
+    results = []
+    for rows_from in (model_module._ANSWER_ROWS_FROM, 10**9):
+        monkeypatch.setattr(model_module, "_ANSWER_ROWS_FROM", rows_from)
+        m.zero_grad(set_to_none=True)
+        logits = m(x, pos)
+        logits.logsumexp(-1).sum().backward()
+        results.append((logits.detach(), [p.grad.clone() for p in m.parameters()]))
+    return results
+
+
+@pytest.mark.parametrize("batch", [1, 3, 40])
+def test_answer_queries_alone_match_every_query_attending(batch, monkeypatch):
+    m = SparseGPT(dataclasses.replace(FULL, context=40), seed=3)
+    gen = torch.Generator().manual_seed(batch)
+    for T in (7, 8, 13, 40):
+        x = torch.randint(0, FULL.vocab_size, (batch, T), generator=gen)
+        pos = torch.randint(0, T, (batch,), generator=gen)
+        (answer, answer_grads), (full, full_grads) = _answer_mode_both_ways(m, x, pos, monkeypatch)
+        torch.testing.assert_close(answer, full)
+        torch.testing.assert_close(answer_grads, full_grads)
+
+
+def test_answer_queries_alone_keep_the_shipped_models_bits(monkeypatch):
+    # At the shipped model's shape the two ways round alike, values and
+    # gradients, so that model trains to the weights its claims were derived on.
+    shipped = ModelConfig(vocab_size=102, n_layer=2, d_model=64, n_head=4, d_head=16, d_mlp=256, context=64,
+                          density=1 / 16, act_topk=1 / 32)
+    m = SparseGPT(shipped, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    for T in (8, 45, 64):
+        x = torch.randint(0, shipped.vocab_size, (128, T), generator=gen)
+        pos = torch.randint(0, T, (128,), generator=gen)
+        (answer, answer_grads), (full, full_grads) = _answer_mode_both_ways(m, x, pos, monkeypatch)
+        assert torch.equal(answer, full), T
+        assert all(torch.equal(a, b) for a, b in zip(answer_grads, full_grads)), T
 
 
 @pytest.mark.parametrize("config", [TINY, FULL], ids=["tiny", "full"])
@@ -131,6 +171,16 @@ def test_recording_hooks_see_every_site_at_its_width():
         m(tokens(), answer_pos=torch.tensor([1, 2, 3]))
     # In answer_pos mode the last layer's MLP runs at the answer positions only.
     assert seen == {s.name: (3, 1 if s.name.startswith("1.mlp") else 12, s.width) for s in sites(TINY)}
+
+
+def test_answer_pos_mode_leaves_the_last_attention_zero_away_from_the_answers():
+    m, seen = model(), {}
+    with m.hooks({"1.attn.resid_delta": lambda x: seen.__setitem__("delta", x)}):
+        m(tokens(), answer_pos=torch.tensor([1, 9, 11]))
+    delta = seen["delta"]
+    for row, at in enumerate([1, 9, 11]):
+        assert delta[row, at].abs().sum() > 0
+        assert (delta[row, :at] == 0).all() and (delta[row, at + 1:] == 0).all()
 
 
 def test_identity_hooks_are_bit_identical_and_zeroing_changes_output():
