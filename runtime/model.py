@@ -300,7 +300,7 @@ class SparseGPT(nn.Module):
         attend in the last layer, whose attention output is 0 elsewhere, and
         its MLP runs only there, so the MLP's hooks see (B, 1, width)
         activations; the result equals full-mode logits gathered at
-        answer_pos, on the CPU bit for bit.
+        answer_pos (to rounding: the matmuls see fewer rows).
         """
         B, T = tokens.shape
         if T > self.config.context:
