@@ -4,8 +4,10 @@ Issue 16 asks for a faster AbsTopK, a compiled kernel among the candidates.
 This one keeps a k-long sorted list per row in one pass, after a branch-free
 pass that lets through only the entries at least 3/4 of the previous row's
 kth |x| (the top k are among them whenever k pass; else the row is scanned
-whole). It is checked bit-identical to ``runtime.model.abs_topk`` (values and
-gradients) before it is timed. It is not a dependency of circuitdsl:
+whole). Before timing, it is compared bit for bit with ``runtime.model.abs_topk``
+(values and gradients) and every difference is printed: they agree on the shipped
+sites, and differ where a row has fewer than k nonzeros (which zeros are kept, and
+so get gradient, is a tie each breaks its own way). It is not a dependency of circuitdsl:
 ``pip install numba`` by hand first. Run from the repository root:
 
     python benchmarks/abstopk_kernel_bench.py [--rounds 4] [--steps 50]
